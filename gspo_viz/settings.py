@@ -1,0 +1,184 @@
+"""Validated settings for every objective: defaults per objective, and errors that say how to fix them."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+OBJECTIVES = ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo")
+ADVANTAGE_MODES = ("group", "mean", "rloo")
+STD_MODES = ("sample", "population")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+
+# Per-objective defaults; a knob absent from a scenario takes these (None = "not set here").
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "grpo": {"eps_low": 0.2, "eps_high": 0.2},
+    "dual_clip": {"eps_low": 0.2, "eps_high": 0.2, "dual_clip_c": 3.0},
+    "dapo": {"eps_low": 0.2, "eps_high": 0.28},
+    "dr_grpo": {"eps_low": 0.2, "eps_high": 0.2, "advantage": "mean"},
+    "gspo": {"eps_low": 3e-4, "eps_high": 4e-4},
+    "gspo_token": {"eps_low": 3e-4, "eps_high": 4e-4},
+    "cispo": {"eps_low": None, "eps_high": 0.2},
+    "gmpo": {"gmpo_eps": 0.4},
+    "sapo": {"tau_pos": 1.0, "tau_neg": 1.05},
+}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "beta": 0.0, "kl": "k3", "advantage": "group", "std": "sample", "adv_eps": 1e-6,
+    "dynamic_sampling": False, "overlong": None,
+}
+# The knobs each objective reads (besides the common ones); used to print effective settings.
+KNOBS: dict[str, tuple[str, ...]] = {
+    "grpo": ("eps_low", "eps_high"),
+    "dual_clip": ("eps_low", "eps_high", "dual_clip_c"),
+    "dapo": ("eps_low", "eps_high"),
+    "dr_grpo": ("eps_low", "eps_high", "max_tokens"),
+    "gspo": ("eps_low", "eps_high"),
+    "gspo_token": ("eps_low", "eps_high"),
+    "cispo": ("eps_low", "eps_high"),
+    "gmpo": ("gmpo_eps",),
+    "sapo": ("tau_pos", "tau_neg"),
+}
+
+
+class SettingsError(ValueError):
+    """A setting is out of range or unknown. `field` names it; the message says what would be valid."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Overlong:
+    """DAPO's overlong handling (DAPO §3.4).
+
+    filter: truncated responses are masked out of the loss (overlong filtering).
+    l_max, l_cache: soft overlong punishment added to the reward:
+        0 if |y| <= l_max - l_cache;  ((l_max - l_cache) - |y|) / l_cache if inside the cache;  -1 if |y| > l_max.
+    """
+
+    filter: bool = False
+    l_max: Optional[int] = None
+    l_cache: Optional[int] = None
+
+    def __post_init__(self):
+        if not isinstance(self.filter, bool):
+            raise SettingsError("overlong.filter", f"must be true or false, got {self.filter!r}")
+        if (self.l_max is None) != (self.l_cache is None):
+            raise SettingsError("overlong", "give both l_max and l_cache for the soft punishment, or neither")
+        if self.l_max is not None:
+            for name in ("l_max", "l_cache"):
+                v = getattr(self, name)
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise SettingsError(f"overlong.{name}", f"must be a whole number >= 1, got {v!r}")
+            if self.l_cache > self.l_max:
+                raise SettingsError("overlong.l_cache", f"must be <= l_max ({self.l_max}), got {self.l_cache}")
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Overlong":
+        if not isinstance(d, dict):
+            raise SettingsError("overlong", f"must be an object like {{\"filter\": true, \"l_max\": 20, \"l_cache\": 4}}, got {d!r}")
+        unknown = set(d) - {"filter", "l_max", "l_cache"}
+        if unknown:
+            raise SettingsError("overlong", f"unknown key(s) {sorted(unknown)}; valid: filter, l_max, l_cache")
+        return cls(**d)
+
+
+def _number(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise SettingsError(name, f"must be a finite number, got {v!r}")
+    return float(v)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of every objective. Unset knobs (None) take the objective's defaults in `resolved()`."""
+
+    objective: str = "grpo"
+    eps_low: Optional[float] = None      # ε_low: lower clip bound is 1 - ε_low (None for CISPO = no lower bound)
+    eps_high: Optional[float] = None     # ε_high: upper clip bound is 1 + ε_high
+    dual_clip_c: Optional[float] = None  # c of Dual-Clip PPO: for A < 0 the term is floored at c·A; c > 1
+    beta: Optional[float] = None         # β, weight of the per-token KL to the reference policy
+    kl: Optional[str] = None             # KL estimator: k1 = log π/π_ref, k2 = ½(log π/π_ref)², k3 = π_ref/π − log(π_ref/π) − 1
+    advantage: Optional[str] = None      # group = (R−mean)/(std+adv_eps), mean = R−mean (Dr.GRPO), rloo = leave-one-out
+    std: Optional[str] = None            # std convention of the group z-score: sample (N−1, TRL/verl) or population (N)
+    adv_eps: Optional[float] = None      # added to the std in the z-score's denominator
+    max_tokens: Optional[int] = None     # L_max of Dr.GRPO's 1/(G·L_max); None = the longest response in the batch
+    tau_pos: Optional[float] = None      # SAPO's gate temperature for A > 0
+    tau_neg: Optional[float] = None      # SAPO's gate temperature for A <= 0
+    gmpo_eps: Optional[float] = None     # GMPO's clip range in log space: log-ratio clipped to [−ε, ε]
+    dynamic_sampling: Optional[bool] = None  # DAPO: drop a group whose rewards are all equal
+    overlong: Optional[Overlong] = None  # DAPO's overlong filtering and soft punishment
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise SettingsError("objective", f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.eps_low is not None:
+            v = _number("eps_low", self.eps_low)
+            if not 0 <= v < 1:
+                raise SettingsError("eps_low", f"must be in [0, 1) so that the lower bound 1 − ε_low stays positive, got {v}")
+        if self.eps_high is not None:
+            v = _number("eps_high", self.eps_high)
+            if not 0 <= v <= 10:
+                raise SettingsError("eps_high", f"must be in [0, 10], got {v}")
+        if self.dual_clip_c is not None and _number("dual_clip_c", self.dual_clip_c) <= 1:
+            raise SettingsError("dual_clip_c", f"must be > 1 (c·A caps the loss for A < 0 only above ratio c; "
+                                               f"the Dual-Clip paper uses 3), got {self.dual_clip_c}")
+        if self.beta is not None and _number("beta", self.beta) < 0:
+            raise SettingsError("beta", f"must be >= 0, got {self.beta}")
+        for name, allowed in (("kl", KL_ESTIMATORS), ("advantage", ADVANTAGE_MODES), ("std", STD_MODES)):
+            v = getattr(self, name)
+            if v is not None and v not in allowed:
+                raise SettingsError(name, f"unknown value {v!r}; valid: {', '.join(allowed)}")
+        if self.adv_eps is not None and not 0 <= _number("adv_eps", self.adv_eps) <= 1:
+            raise SettingsError("adv_eps", f"must be in [0, 1], got {self.adv_eps}")
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
+                                            or self.max_tokens < 1):
+            raise SettingsError("max_tokens", f"must be a whole number >= 1, got {self.max_tokens!r}")
+        for name in ("tau_pos", "tau_neg", "gmpo_eps"):
+            v = getattr(self, name)
+            if v is not None and not 0 < _number(name, v) <= 100:
+                raise SettingsError(name, f"must be in (0, 100], got {v}")
+        if self.dynamic_sampling is not None and not isinstance(self.dynamic_sampling, bool):
+            raise SettingsError("dynamic_sampling", f"must be true or false, got {self.dynamic_sampling!r}")
+        if self.overlong is not None and not isinstance(self.overlong, Overlong):
+            raise SettingsError("overlong", "must be an Overlong(...)")
+
+    @classmethod
+    def from_dict(cls, d: dict, objective: Optional[str] = None) -> "Settings":
+        """Build from a scenario's `settings` object; `objective` (e.g. from the command line) wins over the file's."""
+        if not isinstance(d, dict):
+            raise SettingsError("settings", f"must be an object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SettingsError(unknown[0], f"unknown setting; valid settings: {', '.join(sorted(names))}")
+        d = dict(d)
+        if objective is not None:
+            d["objective"] = objective
+        if d.get("overlong") is not None:
+            d["overlong"] = Overlong.from_dict(d["overlong"])
+        return cls(**d)
+
+    def resolved(self) -> "Settings":
+        """The effective settings: every knob this objective reads gets a value (its default where unset)."""
+        values = {**COMMON_DEFAULTS, **DEFAULTS[self.objective]}
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        values.update(given)
+        values["objective"] = self.objective
+        return dataclasses.replace(self, **values)
+
+    def effective_dict(self) -> dict:
+        """The resolved knobs that matter for this objective, as plain JSON values."""
+        r = self.resolved()
+        keys = ("objective",) + KNOBS[r.objective] + ("advantage", "std", "adv_eps", "beta", "kl",
+                                                       "dynamic_sampling", "overlong")
+        out = {}
+        for k in keys:
+            v = getattr(r, k)
+            out[k] = dataclasses.asdict(v) if isinstance(v, Overlong) else v
+        return out
+
+    def with_(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
