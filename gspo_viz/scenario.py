@@ -1,0 +1,355 @@
+"""Scenario files (JSON): parse and validate with messages that name the field, then run one objective on them."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from .advantages import group_advantages, overlong_penalty
+from .explain import Explanation, explain
+from .objectives import AGGREGATIONS, OBJECTIVES
+from .settings import Settings, SettingsError
+
+MAX_FILE_BYTES = 2_000_000
+MAX_RESPONSES = 256
+MAX_TOKENS_PER_RESPONSE = 4096
+MAX_TOTAL_TOKENS = 65_536
+MAX_ABS_LOG_RATIO = 700.0   # exp(±709) is the float64 limit
+
+TOP_KEYS = ("title", "notes", "responses", "settings")
+RESPONSE_KEYS = ("tokens", "p_old", "p_new", "logp_old", "logp_new", "p_ref", "logp_ref", "reward", "advantage",
+                 "truncated")
+
+
+class ScenarioError(ValueError):
+    """Bad input. `where` is a path like responses[1].p_new[3]; str() reads 'where: what is wrong'."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+        self.message = message
+
+
+@dataclass
+class Response:
+    tokens: list[str]
+    logp_old: list[float]
+    logp_new: list[float]
+    logp_ref: Optional[list[float]] = None
+    reward: Optional[float] = None
+    advantage: Optional[float | list[float]] = None
+    truncated: bool = False
+
+
+@dataclass
+class Scenario:
+    responses: list[Response]
+    settings: Settings
+    title: str = ""
+    notes: str = ""
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _finite(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ScenarioError(where, f"must be a number, got {json.dumps(v) if _jsonable(v) else repr(v)}")
+    if not math.isfinite(v):
+        raise ScenarioError(where, f"must be a finite number, got {v}")
+    return float(v)
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _number_list(v: Any, where: str) -> list[float]:
+    if not isinstance(v, list):
+        raise ScenarioError(where, f"must be a list of numbers, got {type(v).__name__}")
+    return [_finite(x, f"{where}[{k}]") for k, x in enumerate(v)]
+
+
+def _logps(r: dict, which: str, where: str, required: bool) -> Optional[list[float]]:
+    """log-probs of one policy from either `p_<which>` (in (0, 1]) or `logp_<which>` (<= 0)."""
+    pk, lk = f"p_{which}", f"logp_{which}"
+    if pk in r and lk in r:
+        raise ScenarioError(f"{where}", f"give {pk} or {lk}, not both")
+    if pk in r:
+        ps = _number_list(r[pk], f"{where}.{pk}")
+        for k, p in enumerate(ps):
+            if not 0 < p <= 1:
+                raise ScenarioError(f"{where}.{pk}[{k}]", f"probability {p} is outside (0, 1]")
+        return [math.log(p) for p in ps]
+    if lk in r:
+        ls = _number_list(r[lk], f"{where}.{lk}")
+        for k, lp in enumerate(ls):
+            if lp > 0:
+                raise ScenarioError(f"{where}.{lk}[{k}]", f"log-probability {lp} is above 0 (probability above 1)")
+        return ls
+    if required:
+        raise ScenarioError(where, f"needs {pk} (probabilities) or {lk} (log-probabilities)")
+    return None
+
+
+def _response(r: Any, i: int) -> Response:
+    where = f"responses[{i}]"
+    if not isinstance(r, dict):
+        raise ScenarioError(where, f"must be an object, got {type(r).__name__}")
+    unknown = sorted(set(r) - set(RESPONSE_KEYS))
+    if unknown:
+        raise ScenarioError(f"{where}.{unknown[0]}", f"unknown field; valid fields: {', '.join(RESPONSE_KEYS)}")
+    old = _logps(r, "old", where, True)
+    new = _logps(r, "new", where, True)
+    ref = _logps(r, "ref", where, False)
+    n = len(old)
+    if n == 0:
+        raise ScenarioError(where, "is empty: a response needs at least one token")
+    if n > MAX_TOKENS_PER_RESPONSE:
+        raise ScenarioError(where, f"has {n} tokens; the limit is {MAX_TOKENS_PER_RESPONSE}")
+    lists = {"old": old, "new": new} | ({"ref": ref} if ref is not None else {})
+    tokens = r.get("tokens")
+    if tokens is not None:
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ScenarioError(f"{where}.tokens", "must be a list of strings")
+        lists["tokens"] = tokens
+    lengths = {k: len(v) for k, v in lists.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+        raise ScenarioError(where, f"lists have unequal lengths ({shown})")
+    for k, (a, b) in enumerate(zip(new, old)):
+        if abs(a - b) > MAX_ABS_LOG_RATIO:
+            raise ScenarioError(f"{where} token {k}", f"log-ratio {a - b:.1f} is beyond ±{MAX_ABS_LOG_RATIO:g}; "
+                                                      "its exponential would overflow")
+    reward = None if r.get("reward") is None else _finite(r["reward"], f"{where}.reward")
+    adv = r.get("advantage")
+    if adv is not None:
+        adv = _number_list(adv, f"{where}.advantage") if isinstance(adv, list) else _finite(adv, f"{where}.advantage")
+        if isinstance(adv, list) and len(adv) != n:
+            raise ScenarioError(f"{where}.advantage", f"has {len(adv)} per-token values for {n} tokens")
+    truncated = r.get("truncated", False)
+    if not isinstance(truncated, bool):
+        raise ScenarioError(f"{where}.truncated", f"must be true or false, got {truncated!r}")
+    if reward is None and adv is None:
+        raise ScenarioError(where, "needs a reward (or an advantage given directly)")
+    return Response(tokens or [f"t{k + 1}" for k in range(n)], old, new, ref, reward, adv, truncated)
+
+
+def parse_scenario(data: Any, objective: Optional[str] = None) -> Scenario:
+    """A Scenario from parsed JSON; `objective` overrides the file's settings.objective."""
+    if not isinstance(data, dict):
+        raise ScenarioError("", f"the file must hold a JSON object with 'responses', got {type(data).__name__}")
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ScenarioError(unknown[0], f"unknown field; valid fields: {', '.join(TOP_KEYS)}")
+    for k in ("title", "notes"):
+        if not isinstance(data.get(k, ""), str):
+            raise ScenarioError(k, "must be a string")
+    responses = data.get("responses")
+    if not isinstance(responses, list) or not responses:
+        raise ScenarioError("responses", "must be a non-empty list of responses")
+    if len(responses) > MAX_RESPONSES:
+        raise ScenarioError("responses", f"has {len(responses)} responses; the limit is {MAX_RESPONSES}")
+    parsed = [_response(r, i) for i, r in enumerate(responses)]
+    total = sum(len(r.logp_old) for r in parsed)
+    if total > MAX_TOTAL_TOKENS:
+        raise ScenarioError("responses", f"hold {total} tokens in all; the limit is {MAX_TOTAL_TOKENS}")
+    try:
+        settings = Settings.from_dict(data.get("settings", {}) or {}, objective)
+    except SettingsError as e:
+        where = "objective" if e.field == "objective" and objective is not None else f"settings.{e.field}"
+        raise ScenarioError(where, str(e).split(": ", 1)[1]) from None
+    except TypeError as e:  # e.g. a wrong type inside 'overlong'
+        raise ScenarioError("settings", str(e)) from None
+    return Scenario(parsed, settings, data.get("title", ""), data.get("notes", ""))
+
+
+def load_scenario(path: str | Path, objective: Optional[str] = None) -> Scenario:
+    """Read and validate a scenario file. Errors are ScenarioError, never a traceback's worth of detail."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ScenarioError("", f"cannot read the file ({e.strerror})") from None
+    if size > MAX_FILE_BYTES:
+        raise ScenarioError("", f"the file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError("", f"cannot read the file as UTF-8 text ({e})") from None
+    return parse_scenario(loads(text), objective)
+
+
+def loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}") from None
+
+
+def scenario_to_dict(s: Scenario) -> dict:
+    """The JSON form (log-probs written as logp_*), the inverse of parse_scenario."""
+    out = []
+    for r in s.responses:
+        d: dict[str, Any] = {"tokens": r.tokens, "logp_old": r.logp_old, "logp_new": r.logp_new}
+        if r.logp_ref is not None:
+            d["logp_ref"] = r.logp_ref
+        for k in ("reward", "advantage"):
+            if getattr(r, k) is not None:
+                d[k] = getattr(r, k)
+        if r.truncated:
+            d["truncated"] = True
+        out.append(d)
+    settings = {f.name: getattr(s.settings, f.name) for f in dataclasses.fields(s.settings)
+                if getattr(s.settings, f.name) is not None}
+    if "overlong" in settings:
+        settings["overlong"] = dataclasses.asdict(settings["overlong"])
+    return {"title": s.title, "notes": s.notes, "responses": out, "settings": settings}
+
+
+# --------------------------------------------------------------------------- running
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    explanation: Explanation
+    rewards: Optional[list[float]]         # as given
+    shaped_rewards: Optional[list[float]]  # after the overlong punishment (= rewards without it)
+    advantages: Tensor                     # (G,) or (G, T): what the objective used
+    reward_mean: Optional[float]
+    reward_std: Optional[float]
+    no_signal: bool                        # all rewards equal: no learning signal
+    dropped: bool                          # ... and dynamic sampling dropped the group
+    masked: list[int]                      # responses taken out of the loss (overlong filter, dynamic sampling)
+    conventions: list[str] = field(default_factory=list)
+
+
+def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """Padded (G, T) float64 logp, logp_old, logp_ref (or None) and the 0/1 mask."""
+    G, T = len(responses), max(len(r.logp_old) for r in responses)
+    logp, logp_old, mask = torch.zeros(G, T, dtype=torch.float64), torch.zeros(G, T, dtype=torch.float64), \
+        torch.zeros(G, T, dtype=torch.float64)
+    has_ref = all(r.logp_ref is not None for r in responses)
+    logp_ref = torch.zeros(G, T, dtype=torch.float64) if has_ref else None
+    for i, r in enumerate(responses):
+        n = len(r.logp_old)
+        logp[i, :n] = torch.tensor(r.logp_new, dtype=torch.float64)
+        logp_old[i, :n] = torch.tensor(r.logp_old, dtype=torch.float64)
+        mask[i, :n] = 1
+        if has_ref:
+            logp_ref[i, :n] = torch.tensor(r.logp_ref, dtype=torch.float64)
+    return logp, logp_old, logp_ref, mask
+
+
+def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
+    """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
+    settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
+    cfg = settings.resolved()
+    rs = scn.responses
+    G = len(rs)
+    logp, logp_old, logp_ref, mask = batch_tensors(rs)
+    T = logp.shape[1]
+    lengths = [len(r.logp_old) for r in rs]
+    conventions = []
+
+    if cfg.beta and logp_ref is None:
+        missing = next(i for i, r in enumerate(rs) if r.logp_ref is None)
+        raise ScenarioError(f"responses[{missing}]", f"β = {cfg.beta} needs p_ref or logp_ref on every response")
+    if cfg.objective == "dr_grpo" and cfg.max_tokens is not None and cfg.max_tokens < max(lengths):
+        raise ScenarioError("settings.max_tokens", f"L_max = {cfg.max_tokens} is shorter than the longest "
+                                                   f"response ({max(lengths)} tokens)")
+
+    # Advantages: computed from rewards unless every response gives its own.
+    rewards = shaped = None
+    mean = std = None
+    no_signal = False
+    if all(r.advantage is not None for r in rs):
+        conventions.append("advantages: given per response in the file")
+        computed = torch.zeros(G, dtype=torch.float64)
+    else:
+        missing = next((i for i, r in enumerate(rs) if r.reward is None), None)
+        if missing is not None:
+            raise ScenarioError(f"responses[{missing}]", "has no reward; the group advantage needs a reward on every "
+                                                         "response (or give every response an 'advantage')")
+        if G < 2:
+            raise ScenarioError("responses", "a group advantage needs at least 2 responses; add responses or give "
+                                             "the response an 'advantage' directly")
+        rewards = [r.reward for r in rs]
+        shaped_t = torch.tensor(rewards, dtype=torch.float64)
+        if cfg.overlong is not None and cfg.overlong.l_max is not None:
+            pen = overlong_penalty(torch.tensor(lengths), cfg.overlong.l_max, cfg.overlong.l_cache)
+            shaped_t = shaped_t + pen
+            conventions.append(f"reward shaping: DAPO soft overlong punishment, L_max = {cfg.overlong.l_max}, "
+                               f"L_cache = {cfg.overlong.l_cache}")
+        shaped = shaped_t.tolist()
+        computed, stats = group_advantages(shaped_t, cfg.advantage, cfg.std, cfg.adv_eps)
+        mean, std, no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
+        conventions.append({
+            "group": f"advantages: group z-score A = (R − mean) / (std + {cfg.adv_eps:g}), std over "
+                     + ("G − 1 (sample, as TRL and verl)" if cfg.std == "sample" else "G (population)"),
+            "mean": "advantages: Dr.GRPO mean-centred A = R − mean (no std)",
+            "rloo": "advantages: RLOO leave-one-out A_i = R_i − mean of the other responses",
+        }[cfg.advantage])
+        if any(r.advantage is not None for r in rs):
+            conventions.append("advantages: a response's own 'advantage' field wins over the computed one")
+
+    per_token = any(isinstance(r.advantage, list) for r in rs)
+    adv = torch.zeros(G, T, dtype=torch.float64) if per_token else computed.clone()
+    for i, r in enumerate(rs):
+        value = r.advantage if r.advantage is not None else float(computed[i])
+        if per_token:
+            adv[i, :lengths[i]] = torch.tensor(value if isinstance(value, list) else [value] * lengths[i],
+                                               dtype=torch.float64)
+        else:
+            adv[i] = value
+    if per_token and OBJECTIVES[cfg.objective].has_seq_ratio and cfg.objective != "gspo_token":
+        for i, r in enumerate(rs):
+            if isinstance(r.advantage, list) and len(set(r.advantage)) > 1:
+                raise ScenarioError(f"responses[{i}].advantage", f"{cfg.objective} uses one advantage per response; "
+                                                                 "per-token advantages need gspo_token (or another "
+                                                                 "token-level objective)")
+
+    masked = []
+    if cfg.overlong is not None and cfg.overlong.filter:
+        masked = [i for i, r in enumerate(rs) if r.truncated]
+        conventions.append("overlong filtering: truncated responses are masked out of the loss")
+    dropped = bool(no_signal and cfg.dynamic_sampling)
+    if dropped:
+        masked = list(range(G))
+        conventions.append("dynamic sampling: all rewards are equal, so the whole group is dropped")
+    loss_mask = mask.clone()
+    loss_mask[masked] = 0
+
+    obj = OBJECTIVES[cfg.objective]
+    agg = AGGREGATIONS[obj.aggregation]
+    if obj.aggregation == "seq-mean-token-sum-norm":
+        agg += f" with L_max = {cfg.max_tokens if cfg.max_tokens is not None else max(lengths)}" + \
+               ("" if cfg.max_tokens is not None else " (the longest response; set max_tokens to fix it)")
+    conventions.append(f"aggregation: {agg}; G counts responses that take part")
+    if cfg.objective in ("gmpo",):
+        conventions.append(f"clip: log-ratio clipped to [−{cfg.gmpo_eps:g}, {cfg.gmpo_eps:g}] by the sign of A")
+    elif cfg.objective == "sapo":
+        conventions.append(f"soft gate: τ_pos = {cfg.tau_pos:g}, τ_neg = {cfg.tau_neg:g} (no hard clip)")
+    else:
+        low = "no lower bound" if cfg.eps_low is None else f"1 − ε_low = {1 - cfg.eps_low:g}"
+        conventions.append(f"clip range: {low}, 1 + ε_high = {1 + cfg.eps_high:g}"
+                           + (f", dual-clip c = {cfg.dual_clip_c:g}" if cfg.objective == "dual_clip" else "")
+                           + (" (on the sequence ratio s_i)" if obj.level == "sequence" else " (per token)"))
+    if cfg.beta:
+        conventions.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term")
+    conventions.append("J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token")
+
+    ex = explain(cfg.objective, logp, logp_old, adv, mask, cfg, logp_ref, loss_mask)
+    ex.metrics["no_signal"] = no_signal
+    ex.metrics["dropped_by_dynamic_sampling"] = dropped
+    ex.metrics["masked_responses"] = masked
+    return ScenarioResult(scn, ex, rewards, shaped, adv, mean, std, no_signal, dropped, masked, conventions)
