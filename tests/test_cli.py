@@ -1,0 +1,168 @@
+"""`python -m gspo_viz explain` on every example and on each kind of bad input (one line, exit 2, no traceback)."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gspo_viz.cli import main
+from gspo_viz.scenario import MAX_FILE_BYTES
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+GOOD = {"responses": [{"tokens": ["a", "b"], "p_old": [0.3, 0.2], "p_new": [0.4, 0.25], "reward": 1.0},
+                      {"tokens": ["c"], "p_old": [0.5], "p_new": [0.45], "reward": 0.0}],
+        "settings": {"objective": "grpo"}}
+
+
+def cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_text_and_json(path, capsys):
+    code, out, err = cli(capsys, "explain", str(path))
+    assert code == 0 and err == ""
+    assert "conventions:" in out and "loss = −J" in out
+    code, out, _ = cli(capsys, "explain", str(path), "--json")
+    doc = json.loads(out)
+    assert list(doc) == ["objective", "settings", "loss", "advantages", "responses", "metrics"]
+    scn = json.loads(path.read_text())
+    assert len(doc["responses"]) == len(scn["responses"])
+    for r, given in zip(doc["responses"], scn["responses"]):
+        assert list(r) == ["sequence_ratio", "tokens"]
+        assert len(r["tokens"]) == len(given.get("tokens") or given.get("p_old") or given["logp_old"])
+        for t in r["tokens"]:
+            assert list(t) == ["token", "ratio", "clip", "grad_weight"]
+            assert t["clip"] in ("none", "upper", "lower", "dual") and math.isfinite(t["grad_weight"])
+    assert "clip_fraction" in doc["metrics"] and math.isfinite(doc["loss"])
+
+
+@pytest.mark.parametrize("objective", ["grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo",
+                                       "sapo"])
+def test_objective_override(objective, capsys):
+    code, out, _ = cli(capsys, "explain", str(ROOT / "examples/three_responses_gspo.json"), "--objective", objective,
+                       "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["objective"] == objective == doc["settings"]["objective"]
+    has_seq = objective in ("gspo", "gspo_token", "gmpo")
+    assert all((r["sequence_ratio"] is not None) == has_seq for r in doc["responses"])
+
+
+def test_json_numbers_match_the_text(capsys):
+    path = str(ROOT / "examples/movie_five_tokens.json")
+    doc = json.loads(cli(capsys, "explain", path, "--json")[1])
+    assert doc["loss"] == pytest.approx(-1.135)
+    assert [t["clip"] for t in doc["responses"][0]["tokens"]] == ["upper", "upper", "none", "none", "upper"]
+    assert doc["settings"]["eps_high"] == 0.2 and doc["settings"]["std"] == "sample"
+
+
+def write(tmp_path, data, name="bad.json"):
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else json.dumps(data))
+    return p
+
+
+def edit(**changes):
+    data = json.loads(json.dumps(GOOD))
+    for path, value in changes.items():
+        target = data
+        keys = path.split("__")
+        for k in keys[:-1]:
+            target = target[int(k)] if k.isdigit() else target[k]
+        last = keys[-1]
+        if value is ...:
+            del target[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return data
+
+
+BAD = [
+    ("prob_zero", edit(responses__0__p_new=[0.0, 0.25]), "responses[0].p_new[0]", "outside (0, 1]"),
+    ("prob_above_one", edit(responses__1__p_old=[1.5]), "responses[1].p_old[0]", "outside (0, 1]"),
+    ("logp_above_zero", edit(responses__0__p_old=..., responses__0__logp_old=[-1.0, 0.5]), "responses[0].logp_old[1]",
+     "above 0"),
+    ("nan", '{"responses": [{"p_old": [NaN], "p_new": [0.5], "reward": 1}, {"p_old": [0.5], "p_new": [0.5], '
+            '"reward": 0}]}', "responses[0].p_old[0]", "finite"),
+    ("infinite", '{"responses": [{"p_old": [0.5], "p_new": [0.5], "reward": Infinity}, {"p_old": [0.5], '
+                 '"p_new": [0.5], "reward": 0}]}', "responses[0].reward", "finite"),
+    ("not_a_number", edit(responses__0__reward="high"), "responses[0].reward", "must be a number"),
+    ("unequal", edit(responses__0__p_new=[0.4]), "responses[0]", "unequal lengths"),
+    ("unequal_tokens", edit(responses__1__tokens=["c", "d"]), "responses[1]", "unequal lengths"),
+    ("empty", edit(responses__1__p_old=[], responses__1__p_new=[], responses__1__tokens=[]), "responses[1]",
+     "is empty"),
+    ("one_response", edit(responses__1=...), "responses", "at least 2 responses"),
+    ("eps", edit(settings__eps_low=1.2), "settings.eps_low", "[0, 1)"),
+    ("eps_high", edit(settings__eps_high=-0.2), "settings.eps_high", "[0, 10]"),
+    ("c", edit(settings__objective="dual_clip", settings__dual_clip_c=0.9), "settings.dual_clip_c", "must be > 1"),
+    ("objective", edit(settings__objective="ppo2"), "settings.objective", "valid: grpo, dual_clip, dapo"),
+    ("setting", edit(settings__clip=0.2), "settings.clip", "valid settings:"),
+    ("field", edit(responses__0__prob=[0.1]), "responses[0].prob", "valid fields:"),
+    ("no_reward", edit(responses__0__reward=...), "responses[0]", "needs a reward"),
+    ("both_forms", edit(responses__0__logp_old=[-1.0, -1.0]), "responses[0]", "not both"),
+    ("too_many", {"responses": [{"p_old": [0.5], "p_new": [0.5], "reward": float(i % 2)} for i in range(300)]},
+     "responses", "the limit is 256"),
+    ("not_object", "[1, 2]", "bad.json", "JSON object"),
+    ("beta_no_ref", edit(settings__beta=0.1), "responses[0]", "p_ref or logp_ref"),
+]
+
+
+@pytest.mark.parametrize("name,data,where,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_one_line_exit_2(name, data, where, words, tmp_path, capsys):
+    p = write(tmp_path, data)
+    code, out, err = cli(capsys, "explain", str(p))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"{p}:"), err
+    assert where in err and words in err, err
+
+
+def test_invalid_json_gives_line_and_column(tmp_path, capsys):
+    p = write(tmp_path, '{\n  "responses": [\n    {"p_old": [0.5,], }\n  ]\n}')
+    code, _, err = cli(capsys, "explain", str(p))
+    assert code == 2 and "line 3 column" in err and "invalid JSON" in err
+
+
+def test_file_over_the_size_limit(tmp_path, capsys):
+    p = write(tmp_path, " " * (MAX_FILE_BYTES + 1) + json.dumps(GOOD))
+    code, _, err = cli(capsys, "explain", str(p))
+    assert code == 2 and f"the limit is {MAX_FILE_BYTES}" in err
+
+
+def test_missing_file_and_unknown_objective_flag(tmp_path, capsys):
+    code, _, err = cli(capsys, "explain", str(tmp_path / "nope.json"))
+    assert code == 2 and "cannot read the file" in err
+    code, _, err = cli(capsys, "explain", str(write(tmp_path, GOOD)), "--objective", "trpo")
+    assert code == 2 and "unknown objective 'trpo'" in err and "gspo_token" in err
+
+
+def test_log_ratios_of_50_are_finite(tmp_path, capsys):
+    data = {"responses": [{"logp_old": [-60.0, -0.1], "logp_new": [-10.0, -50.1], "reward": 1.0},
+                          {"logp_old": [-0.1], "logp_new": [-50.1], "reward": 0.0}]}
+    for objective in ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo"):
+        code, out, _ = cli(capsys, "explain", str(write(tmp_path, data)), "--objective", objective, "--json")
+        doc = json.loads(out)
+        assert code == 0 and math.isfinite(doc["loss"])
+        assert all(math.isfinite(t["ratio"]) and math.isfinite(t["grad_weight"])
+                   for r in doc["responses"] for t in r["tokens"])
+
+
+def test_log_ratio_that_would_overflow_is_refused(tmp_path, capsys):
+    data = edit(responses__0__p_old=..., responses__0__logp_old=[-800.0, -1.0])
+    code, _, err = cli(capsys, "explain", str(write(tmp_path, data)))
+    assert code == 2 and "responses[0] token 0" in err and "overflow" in err
+
+
+def test_module_entry_point_no_traceback(tmp_path):
+    p = write(tmp_path, edit(responses__0__p_new=[2.0, 0.25]))
+    run = subprocess.run([sys.executable, "-m", "gspo_viz", "explain", str(p)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "responses[0].p_new[0]" in run.stderr
+    ok = subprocess.run([sys.executable, "-m", "gspo_viz", "explain", str(ROOT / "examples/movie_five_tokens.json")],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "J = 1.135" in ok.stdout
