@@ -32,9 +32,12 @@ def landing():
                                format_func=lambda n: OBJECTIVES[n].title)
     res = run_scenario(scn, objective)
     st.markdown(scn.notes)
-    st.dataframe(pd.DataFrame(token_rows(res)), hide_index=True, use_container_width=True)
+    table = pd.DataFrame(token_rows(res))
+    if res.explanation.seq_ratio is None:
+        table = table.drop(columns=["seq ratio"])
+    st.dataframe(table, hide_index=True, width="stretch")
     st.metric("loss = −J", f"{res.explanation.loss:.6g}")
-    st.caption("Conventions: " + "; ".join(res.conventions))
+    st.markdown("**Conventions**\n" + "\n".join(f"- {c}" for c in res.conventions))
 
 
 st.navigation([st.Page(landing, title="Home", icon=":material/home:", default=True)]).run()
