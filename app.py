@@ -1,43 +1,63 @@
-"""gspo-viz app entry: routes to the pages and is itself the landing page (layout only; numbers come from gspo_viz)."""
-from pathlib import Path
-
-import pandas as pd
+"""gspo-viz app entry: routes to the pages (st.navigation) and is itself the landing page. Layout only."""
 import streamlit as st
 
-from gspo_viz import OBJECTIVES, load_scenario, run_scenario
-from gspo_viz.report import token_rows
+from gspo_viz.ui.state import boot, show_flash, sync_url
+from gspo_viz.ui.widgets import scenario_sidebar
 
-EXAMPLES = Path(__file__).parent / "examples"
+PAGES = {
+    "token_lab": "pages/1_token_lab.py",
+    "clip_explorer": "pages/2_clip_explorer.py",
+    "length": "pages/3_length_aggregation.py",
+    "formula": "pages/4_formula_checker.py",
+}
 
 
 def landing():
     st.title("gspo-viz")
     st.markdown(
-        "An interactive, formula-faithful look at the objectives used to train LLMs with reinforcement learning: "
-        "importance ratios per token and per sequence, clipping decisions, gradient weights, advantages and losses.\n\n"
-        "- **GRPO** scores each of G answers against its group (advantage = reward minus the group mean, over the "
-        "std) and clips every token's ratio π_θ/π_old to [1−ε, 1+ε].\n"
-        "- **GSPO** clips one length-normalised ratio per answer, s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|), so all "
-        "tokens of an answer share one weight.\n"
-        "- **Dual-Clip PPO** adds a floor c·A for answers with negative advantage, so one token whose ratio shot "
-        "up cannot dominate the update."
-    )
-    st.subheader("A worked example, computed live")
-    files = sorted(EXAMPLES.glob("*.json"))
-    col1, col2 = st.columns([2, 1])
-    path = col1.selectbox("Example", files, format_func=lambda p: load_scenario(p).title)
-    scn = load_scenario(path)
-    names = list(OBJECTIVES)
-    objective = col2.selectbox("Objective", names, index=names.index(scn.settings.objective),
-                               format_func=lambda n: OBJECTIVES[n].title)
-    res = run_scenario(scn, objective)
-    st.markdown(scn.notes)
-    table = pd.DataFrame(token_rows(res))
-    if res.explanation.seq_ratio is None:
-        table = table.drop(columns=["seq ratio"])
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.metric("loss = −J", f"{res.explanation.loss:.6g}")
-    st.markdown("**Conventions**\n" + "\n".join(f"- {c}" for c in res.conventions))
+        "A formula-faithful look at the objectives that train LLMs with reinforcement learning: importance ratios "
+        "per token and per sequence, clipping decisions, gradient weights, advantages and losses, all computed by "
+        "one tested core.\n\n"
+        "- **GRPO** (Group Relative Policy Optimization) scores each of G answers against its group, "
+        "A = (R − mean)/std, and clips every token's ratio π_θ/π_old to [1 − ε, 1 + ε].\n"
+        "- **GSPO** (Group Sequence Policy Optimization) clips one length-normalised ratio per answer, "
+        "s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|), so all tokens of an answer share one weight.\n"
+        "- **Dual-Clip PPO** adds a floor c·A for answers with a negative advantage, so a bad token whose ratio "
+        "shot up cannot dominate the update.\n\n"
+        "DAPO, Dr.GRPO, GSPO-token, CISPO, GMPO and SAPO are here too.")
+    st.subheader("Three ways in")
+    a, b, c = st.columns(3)
+    with a:
+        st.markdown("**Giving a talk**")
+        st.caption("Load a preset from the sidebar, compare GRPO, GSPO and Dual-Clip side by side, and copy the "
+                   "link: it reopens exactly this view.")
+        st.page_link(PAGES["token_lab"], label="Token Lab", icon=":material/grid_on:")
+        st.page_link(PAGES["clip_explorer"], label="Clip Explorer", icon=":material/show_chart:")
+    with b:
+        st.markdown("**Working through an example**")
+        st.caption("The articles' worked examples, every step with its numbers, and where a popular explanation "
+                   "gets a step wrong.")
+        st.page_link(PAGES["formula"], label="Formula Checker", icon=":material/calculate:")
+        st.page_link(PAGES["length"], label="Length & Aggregation", icon=":material/straighten:")
+    with c:
+        st.markdown("**Checking a formula by hand**")
+        st.caption("Every intermediate number with the conventions stated (std over G − 1, aggregation, clip "
+                   "bounds), matching verl and TRL. Also on the command line:")
+        st.code("python -m gspo_viz explain examples/movie_five_tokens.json", language="bash")
+    st.caption(f"Current scenario: {st.session_state.scenario.get('title') or '(untitled)'} "
+               f"({len(st.session_state.scenario.get('responses', []))} responses). Change it in the sidebar.")
 
 
-st.navigation([st.Page(landing, title="Home", icon=":material/home:", default=True)]).run()
+st.set_page_config(page_title="gspo-viz", page_icon=":material/insights:", layout="wide")
+page = st.navigation([
+    st.Page(landing, title="Home", icon=":material/home:", default=True),
+    st.Page(PAGES["token_lab"], title="Token Lab", icon=":material/grid_on:"),
+    st.Page(PAGES["clip_explorer"], title="Clip Explorer", icon=":material/show_chart:"),
+    st.Page(PAGES["length"], title="Length & Aggregation", icon=":material/straighten:"),
+    st.Page(PAGES["formula"], title="Formula Checker", icon=":material/calculate:"),
+])
+boot()
+show_flash()
+scenario_sidebar()
+page.run()
+sync_url()

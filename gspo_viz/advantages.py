@@ -90,3 +90,21 @@ def kl_derivative(logp: Tensor, logp_ref: Tensor, kind: str = "k3") -> Tensor:
     if kind == "k3":
         return 1 - torch.exp(-d)
     raise ValueError(f"unknown KL estimator {kind!r}; valid: k1, k2, k3")
+
+
+def advantage_panel(rewards: list[float], adv_eps: float = 1e-6) -> dict:
+    """Rewards → mean, std → advantages under every convention, side by side (for the advantages panel)."""
+    R = torch.tensor(rewards, dtype=torch.float64)
+    out = {"rewards": list(rewards), "mean": float(R.mean())}
+    if len(rewards) < 2:
+        return out | {"no_signal": True, "std_sample": 0.0, "std_population": 0.0, "advantages": {}}
+    conventions = {"z-score, std over G − 1 (TRL, verl)": ("group", "sample"),
+                   "z-score, std over G": ("group", "population"),
+                   "mean-centred (Dr.GRPO)": ("mean", "sample"),
+                   "leave-one-out (RLOO)": ("rloo", "sample")}
+    advs = {}
+    for label, (mode, std) in conventions.items():
+        a, stats = group_advantages(R, mode, std, adv_eps)
+        advs[label] = a.tolist()
+    return out | {"std_sample": float(R.std(correction=1)), "std_population": float(R.std(correction=0)),
+                  "no_signal": bool(stats.no_signal), "advantages": advs}

@@ -99,6 +99,11 @@ def drift_sequence_ratio(lengths: list[int], delta: float) -> list[float]:
     return terms.seq_ratio.tolist()
 
 
+def drift_distance(lengths: list[int], delta: float) -> list[float]:
+    """|s_i − 1| for the drift of drift_sequence_ratio: how far the response sits from GSPO's centre."""
+    return [abs(s - 1) for s in drift_sequence_ratio(lengths, delta)]
+
+
 def overlong_curve(lengths: list[int], l_max: int, l_cache: int) -> list[float]:
     """DAPO's soft overlong punishment for each length."""
     return overlong_penalty(torch.tensor(lengths), l_max, l_cache).tolist()

@@ -55,8 +55,8 @@ def sentence(res: ScenarioResult) -> str:
             return (f"{title} clipped no response: no s_i {NOTHING_PAST}, so all tokens of response i share the "
                     f"weight (1/G)·s_i·A_i/|y_i|. {loss}")
         why = "; ".join(f"{_listing(v)} {WHY[k].format(**fill)}" for k, v in parts.items())
-        return (f"{title} clipped {len(clipped)} of {len(rows)} responses: {why}, so every token of "
-                f"{'it' if len(clipped) == 1 else 'them'} gets gradient 0. {loss}")
+        return (f"{title} clipped {len(clipped)} of {len(rows)} responses: {why}, so "
+                f"{'all its tokens get' if len(clipped) == 1 else 'all their tokens get'} gradient 0. {loss}")
     total = int(valid.sum())
     groups: dict[str, list[str]] = {}
     for i, t in zip(*torch_nonzero(codes, valid)):

@@ -231,14 +231,16 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
         right = min(max(r, lo_b), hi_b)
         out.append(Mistake(
             "clip is not a product of min and max", "shared/seeds/003, GRPO step 3",
-            rf"\min(r, 1+\epsilon)\cdot\max(r, 1-\epsilon) = \min({n(r)}, {n(hi_b)}) \cdot \max({n(r)}, {n(lo_b)})",
+            rf"\min({n(r)}, {n(hi_b)}) \cdot \max({n(r)}, {n(lo_b)})",
             min(r, hi_b) * max(r, lo_b),
-            rf"\mathrm{{clip}}(r, 1-\epsilon, 1+\epsilon) = \min(\max({n(r)}, {n(lo_b)}), {n(hi_b)})", right,
-            "clip bounds the ratio to the range; multiplying the two bounds squares the ratio's scale."))
+            rf"\min(\max({n(r)}, {n(lo_b)}), {n(hi_b)})", right,
+            "the article writes clip(r) as min(r, 1+ε)·max(r, 1−ε); clip bounds the ratio to [1−ε, 1+ε], "
+            "min(max(r, 1−ε), 1+ε), while the product multiplies two ratios together."))
         if lo_b <= r <= hi_b and r < 1:
             out.append(Mistake(
                 "a ratio inside the range is not clipped", "shared/seeds/003 (0.875 'clipped to 0.8')",
-                rf"\mathrm{{clip}}({n(r)}) = {n(lo_b)}", lo_b, rf"\mathrm{{clip}}({n(r)}) = {n(r)}", r,
+                rf"\mathrm{{clip}}({n(r)}, {n(lo_b)}, {n(hi_b)})", lo_b,
+                rf"\mathrm{{clip}}({n(r)}, {n(lo_b)}, {n(hi_b)})", r,
                 f"{n(lo_b)} ≤ {n(r)} ≤ {n(hi_b)}: the ratio is inside the range and passes unchanged."))
         if CLIP_NAMES[int(ex.clip[i, t])] == "upper":
             out.append(Mistake(
@@ -253,8 +255,9 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
                 "an outcome reward is not a discounted return", "shared/seeds/003, GRPO step 1",
                 rf"G_t = \gamma^{{L-t}} R = 0.9^{{{L - t - 1}}} \cdot {n(res.rewards[i])}",
                 gamma ** (L - t - 1) * res.rewards[i],
-                rf"A_i = \frac{{R_i - \bar R}}{{\sigma}} = {n(A)} \text{{ for every token of response }} {i}", A,
-                "GRPO with an outcome reward gives every token of a response the same group-relative advantage."))
+                r"A_i = \frac{R_i - \bar R}{\sigma + \epsilon}", A,
+                f"GRPO with an outcome reward gives every token of response {i} the same group-relative advantage "
+                "A_i; nothing is discounted."))
     if name == "gspo" and res.rewards is not None and ex.seq_ratio is not None and len(res.rewards) >= 2:
         s = ex.seq_ratio.tolist()
         R = res.rewards
@@ -265,7 +268,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
         out.append(Mistake(
             "GSPO's advantage is the group z-score of rewards", "shared/seeds/003, GSPO step 3",
             r"A = \overline{s}_{good} - \overline{s}_{bad}", wrong,
-            rf"A_i = \frac{{R_i - \bar R}}{{\sigma + \epsilon}} = {n(A)}", A,
+            r"A_i = \frac{R_i - \bar R}{\sigma + \epsilon}", A,
             "s_i is the importance weight that multiplies A_i; the advantage comes from the rewards alone."))
     if name == "dapo":
         part = ex.loss_mask.sum(-1)
@@ -278,4 +281,46 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
             rf"\frac{{1}}{{\sum_i |o_i|}}\sum_i\sum_t \Rightarrow \frac{{1}}{{{int(part.sum())}}}",
             1 / int(part.sum()) if int(part.sum()) else 0.0,
             f"token-level loss: every token of the {G} responses weighs the same, long answers are not diluted."))
+    return out
+
+
+def hover_texts(res: ScenarioResult) -> list[list[str]]:
+    """(G, T) short hover texts: the token's numbers and its formula with those numbers filled in."""
+    ex = res.explanation
+    cfg = ex.settings
+    name = ex.objective
+    obj = OBJECTIVES[name]
+    ratio = ex.token_ratio.tolist()
+    grad = ex.grad_weight.tolist()
+    clip = ex.clip.tolist()
+    seq = None if ex.seq_ratio is None else ex.seq_ratio.tolist()
+    adv = res.advantages.tolist()
+    out = []
+    for i, resp in enumerate(res.scenario.responses):
+        row = []
+        for t, tok in enumerate(resp.tokens):
+            r = ratio[i][t]
+            A = adv[i][t] if isinstance(adv[i], list) else adv[i]
+            head = (f"<b>{tok}</b> (response {i}, t = {t + 1})<br>p_old {math.exp(resp.logp_old[t]):.6g} → "
+                    f"p_new {math.exp(resp.logp_new[t]):.6g}<br>r = p_new/p_old = {r:.6g}, A = {A:.6g}<br>")
+            if name in ("grpo", "dapo", "dr_grpo", "dual_clip", "gspo", "gspo_token"):
+                x, sym = (seq[i], "s") if obj.level == "sequence" else (r, "r")
+                lo_b, hi_b = 1 - cfg.eps_low, 1 + cfg.eps_high
+                c = min(max(x, lo_b), hi_b)
+                body = (f"{'s_i = ' + format(x, '.6g') + '<br>' if sym == 's' else ''}"
+                        f"min({sym}·A, clip({sym}, {lo_b:g}, {hi_b:g})·A) = min({x * A:.6g}, {c * A:.6g}) = "
+                        f"{min(x * A, c * A):.6g}")
+                if name == "dual_clip" and A < 0:
+                    body += f"<br>max(that, c·A = {cfg.dual_clip_c * A:.6g})"
+            elif name == "cispo":
+                low = 0.0 if cfg.eps_low is None else 1 - cfg.eps_low
+                body = f"weight sg[clip(r)] = {min(max(r, low), 1 + cfg.eps_high):.6g} (never zeroed)"
+            elif name == "gmpo":
+                body = f"ρ_i = {seq[i]:.6g} (log-ratio clipped to ±{cfg.gmpo_eps:g} by the sign of A)"
+            else:
+                tau = cfg.tau_pos if A > 0 else cfg.tau_neg
+                sig = 1 / (1 + math.exp(-tau * (r - 1)))
+                body = f"gate 4σ(1−σ) = {4 * sig * (1 - sig):.6g} with σ = σ({tau:g}·(r − 1)) = {sig:.6g}"
+            row.append(f"{head}{body}<br>clip: {CLIP_NAMES[clip[i][t]]}<br>∂J/∂log π = {grad[i][t]:.6g}")
+        out.append(row)
     return out

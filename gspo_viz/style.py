@@ -26,3 +26,7 @@ def fmt(x: float) -> str:
     """The table rounding, for prose: 4 decimals, trailing zeros dropped (1.2000 → 1.2, 0.00012 → 0.0001)."""
     s = f"{x:.{DECIMALS}f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
+
+# Line styles, so that curves which coincide (GRPO and Dual-Clip for A > 0) stay visible.
+DASHES = {"grpo": "solid", "dual_clip": "dash", "dapo": "dot", "dr_grpo": "dashdot", "gspo": "solid",
+          "gspo_token": "dash", "cispo": "longdash", "gmpo": "longdashdot", "sapo": "solid"}

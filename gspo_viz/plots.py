@@ -1,0 +1,151 @@
+"""Plotly figure builders: results in, figures out. No Streamlit; the pages only place these figures."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import plotly.graph_objects as go
+
+from .curves import ClipCurve
+from .objectives import CLIP_NAMES, OBJECTIVES
+from .scenario import ScenarioResult
+from .steps import hover_texts
+from .style import CLIP_SYMBOLS, COLORS, DASHES
+
+# ColorBrewer RdBu end points (colour-blind safe): blue = above (ratio > 1, a gradient that raises), red = below
+DIVERGING = [[0.0, "#b2182b"], [0.25, "#ef8a62"], [0.5, "#f7f7f7"], [0.75, "#67a9cf"], [1.0, "#2166ac"]]
+CELL_TEXT_MAX_TOKENS = 10  # wider groups show only the clip symbols in the cells
+RATIO_TICKS = [0.25, 0.5, 1.0, 2.0, 4.0]
+FONT = dict(family="Source Sans Pro, sans-serif", size=12)
+
+
+def _figure(data: list[dict], title: str, height: int, color: Optional[str] = None, **layout) -> go.Figure:
+    """A figure from plain specs, unvalidated for speed (tests validate every builder's output once)."""
+    base = dict(title=dict(text=title, font=dict(color=color or "#222", size=14)), height=height,
+                margin=dict(l=10, r=10, t=40, b=10), font=FONT, plot_bgcolor="white")
+    return go.Figure(dict(data=data, layout=base | layout), _validate=False)
+
+
+def _row_labels(res: ScenarioResult) -> list[str]:
+    ex = res.explanation
+    adv = res.advantages.tolist()
+    labels = []
+    for i in range(len(res.scenario.responses)):
+        a = adv[i] if not isinstance(adv[i], list) else sum(adv[i]) / max(len(adv[i]), 1)
+        label = f"resp {i} · A {a:+.3f}"
+        if ex.seq_ratio is not None:
+            label += f" · s {float(ex.seq_ratio[i]):.4f}"
+        if i in res.masked:
+            label += " · masked"
+        labels.append(label)
+    return labels
+
+
+def _cells(res: ScenarioResult, values) -> tuple[list, list, list]:
+    """z, cell text (token + clip symbol) and hover text, with None on padding."""
+    ex = res.explanation
+    clip = ex.clip.tolist()
+    hovers = hover_texts(res)
+    z, text, hover = [], [], []
+    T = ex.mask.shape[1]
+    for i, resp in enumerate(res.scenario.responses):
+        L = len(resp.tokens)
+        z.append([values[i][t] if t < L else None for t in range(T)])
+        words = T <= CELL_TEXT_MAX_TOKENS
+        text.append([((resp.tokens[t][:6] if words else "") + CLIP_SYMBOLS[CLIP_NAMES[clip[i][t]]]) if t < L else ""
+                     for t in range(T)])
+        hover.append([hovers[i][t] if t < L else "" for t in range(T)])
+    return z, text, hover
+
+
+def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: int, top: float) -> go.Figure:
+    z, text, hover = _cells(res, values)
+    trace = dict(type="heatmap", z=z, x=[str(t + 1) for t in range(len(z[0]))], y=_row_labels(res), text=text,
+                 texttemplate="%{text}", textfont=dict(size=9), customdata=hover,
+                 hovertemplate="%{customdata}<extra></extra>", colorscale=DIVERGING, zmid=0, zmin=-top, zmax=top,
+                 xgap=1, ygap=1, colorbar=dict(len=0.9, thickness=10) | colorbar)
+    return _figure([trace], title, height, COLORS[res.explanation.objective],
+                   yaxis=dict(autorange="reversed"), xaxis=dict(title=dict(text="token t"), showgrid=False))
+
+
+def ratio_heatmap(res: ScenarioResult, height: int = 320) -> go.Figure:
+    """Token ratios r_{i,t} (responses × tokens) on a log colour scale centred at 1; ▲ ▼ ✕ mark clip decisions."""
+    ex = res.explanation
+    logr = [[math.log(x) for x in row] for row in ex.token_ratio.tolist()]
+    top = max([abs(v) for i, row in enumerate(logr) for v in row[:len(res.scenario.responses[i].tokens)]]
+              + [math.log(1.25)])
+    colorbar = dict(title=dict(text="ratio"), tickvals=[math.log(v) for v in RATIO_TICKS],
+                    ticktext=[str(v) for v in RATIO_TICKS])
+    return _heatmap(res, logr, f"{OBJECTIVES[ex.objective].title}: token ratio r = π_θ/π_old", colorbar, height, top)
+
+
+def grad_heatmap(res: ScenarioResult, height: int = 320) -> go.Figure:
+    """Gradient weights ∂J/∂log π_θ per token: blue raises the token's probability, red lowers it, white is 0."""
+    ex = res.explanation
+    g = ex.grad_weight.tolist()
+    top = max(float(ex.grad_weight.abs().max()), 1e-12)
+    colorbar = dict(title=dict(text="∂J/∂log π"), exponentformat="e")
+    return _heatmap(res, g, f"{OBJECTIVES[ex.objective].title}: gradient weight ∂J/∂log π_θ", colorbar, height, top)
+
+
+def advantages_figure(panel: dict, height: int = 300) -> go.Figure:
+    """Advantages of each response under each convention, grouped bars (same rewards, different rules)."""
+    palette = ["#0072B2", "#56B4E9", "#E69F00", "#009E73"]
+    x = [f"resp {i} (R {r:g})" for i, r in enumerate(panel["rewards"])]
+    data = [dict(type="bar", x=x, y=values, name=label, marker=dict(color=palette[k % 4]),
+                 hovertemplate=label + "<br>%{x}: A = %{y:.10g}<extra></extra>")
+            for k, (label, values) in enumerate(panel["advantages"].items())]
+    return _figure(data, "Advantages under each convention", height, barmode="group",
+                   legend=dict(orientation="h", y=-0.25), yaxis=dict(zeroline=True, zerolinecolor="#888"))
+
+
+def clip_explorer_figure(curves: dict[str, ClipCurve], kind: str, adv_sign: float, x_title: str,
+                         marker: Optional[tuple[float, str]] = None, height: int = 360) -> go.Figure:
+    """kind 'value' (the term with |A| = 1) or 'grad' (∂term/∂log π). Each objective's zero-gradient ranges are
+    drawn as a strip in its colour along the top of the plot; later curves are drawn thinner so that curves which
+    coincide stay visible."""
+    data, shapes, notes = [], [], []
+    strip = 0.035
+    for k, (name, c) in enumerate(curves.items()):
+        y = c.value if kind == "value" else c.grad
+        title = OBJECTIVES[name].title
+        if y is not None:
+            data.append(dict(type="scatter", x=c.ratio, y=y, mode="lines", name=title,
+                             line=dict(color=COLORS[name], width=max(4.5 - 0.7 * k, 1.5), dash=DASHES[name]),
+                             hovertemplate=title + ": x = %{x:.6g}, y = %{y:.6g}<extra></extra>"))
+        for x0, x1 in c.zero_regions:
+            shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=1 - (k + 1) * strip,
+                               y1=1 - k * strip, line=dict(width=0), fillcolor=COLORS[name], opacity=0.7))
+    if marker is not None:
+        x, label = marker
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
+                           line=dict(color="#444", dash="dot", width=1.5)))
+        notes.append(dict(x=x, y=1, xref="x", yref="paper", text=label, showarrow=False, yanchor="bottom",
+                          font=dict(size=11)))
+    what = f"per-token term (A = {adv_sign:+g})" if kind == "value" else "gradient weight ∂term/∂log π"
+    return _figure(data, f"{what}; strips on top: gradient exactly 0", height, shapes=shapes, annotations=notes,
+                   xaxis=dict(title=dict(text=x_title)),
+                   yaxis=dict(title=dict(text=what), zeroline=True, zerolinecolor="#bbb"),
+                   legend=dict(orientation="h", y=-0.25))
+
+
+def lines_figure(x: list, series: dict[str, list], title: str, x_title: str, y_title: str, log_y: bool = False,
+                 colors: Optional[dict[str, str]] = None, height: int = 340, band: Optional[tuple] = None,
+                 dashes: Optional[dict[str, str]] = None, log_x: bool = False) -> go.Figure:
+    """Several named lines over the same x (length plots). `band` = (lower, upper, label) shades a range."""
+    data = []
+    if band is not None:
+        lo, hi, label = band
+        data.append(dict(type="scatter", x=x, y=hi, mode="lines", line=dict(width=0), showlegend=False,
+                         hoverinfo="skip"))
+        data.append(dict(type="scatter", x=x, y=lo, mode="lines", line=dict(width=0), fill="tonexty",
+                         fillcolor="rgba(213,94,0,0.15)", name=label, hoverinfo="skip"))
+    for name, y in series.items():
+        line = dict(width=3 if not dashes or dashes.get(name, "solid") == "solid" else 2.5) \
+            | ({"color": colors[name]} if colors and name in colors else {}) \
+            | ({"dash": dashes[name]} if dashes and name in dashes else {})
+        data.append(dict(type="scatter", x=x, y=y, mode="lines", name=name, line=line,
+                         hovertemplate=name + ": %{y:.6g} at %{x}<extra></extra>"))
+    return _figure(data, title, height, xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
+                   yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
+                   legend=dict(orientation="h", y=-0.3))

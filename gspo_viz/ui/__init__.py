@@ -1,0 +1,1 @@
+"""Streamlit helpers (the only part of gspo_viz that imports streamlit): session state, the link, shared widgets."""

@@ -1,0 +1,137 @@
+"""Streamlit glue: the shared scenario in session state, controls that survive page switches, and the link (URL).
+
+The URL holds `s` (the scenario, see urlstate) and `v` (the page controls as JSON), so a copied link reopens the
+same view. A broken link falls back to the default scenario with a visible message.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from ..scenario import ScenarioError, parse_scenario
+from ..urlstate import decode_scenario, encode_scenario
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEFAULT_EXAMPLE = "default_group.json"
+
+
+def example_files() -> list[Path]:
+    default = EXAMPLES / DEFAULT_EXAMPLE
+    return [default] + [p for p in sorted(EXAMPLES.glob("*.json")) if p != default]
+
+
+@st.cache_data(show_spinner=False)
+def read_example(path: str) -> dict:
+    """The JSON of a preset (cached: presets are files shipped with the app, the same for every viewer)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def default_scenario() -> dict:
+    return read_example(str(EXAMPLES / DEFAULT_EXAMPLE))
+
+
+def flash(message: str) -> None:
+    """A message shown once at the top of the next page that runs."""
+    st.session_state.setdefault("flash", []).append(message)
+
+
+def show_flash() -> None:
+    for message in st.session_state.pop("flash", []):
+        st.warning(message, icon=":material/link_off:")
+
+
+def set_scenario(data: dict, replace_tables: bool = True) -> None:
+    """Make `data` (already validated) the current scenario. replace_tables resets the Token Lab's editors."""
+    ss = st.session_state
+    ss.scenario = data
+    if replace_tables:
+        ss.version = ss.get("version", 0) + 1
+        ss.editor_base = data
+
+
+def boot() -> None:
+    """Once per browser session: take the scenario and controls from the link, or the defaults."""
+    ss = st.session_state
+    if ss.get("booted"):
+        return
+    ss.booted = True
+    qp = st.query_params
+    data = None
+    if "s" in qp:
+        try:
+            data = decode_scenario(qp["s"])
+            parse_scenario(data)
+        except ScenarioError as e:
+            flash(f"The scenario in this link could not be used ({e.message}); showing the default scenario instead.")
+            data = None
+    set_scenario(data if data is not None else default_scenario())
+    ss.ctl = {}
+    ss.ctl_version = 0
+    if "v" in qp:
+        try:
+            ctl = json.loads(qp["v"])
+            if not isinstance(ctl, dict):
+                raise ValueError
+            ss.ctl = ctl
+        except ValueError:
+            flash("The page settings in this link could not be read; using the default settings.")
+
+
+def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
+    """A widget whose value survives page switches and goes into the link.
+
+    make(value, widget_key) creates the widget with `value` as its initial value and returns its value.
+    A value from a hand-edited link that the widget refuses falls back to `default` with a message.
+    """
+    ss = st.session_state
+    value = ss.ctl.get(key, default)
+    wkey = f"ctl_{key}_{ss.ctl_version}"
+    try:
+        out = make(value, wkey)
+    except Exception:  # noqa: BLE001 (Streamlit raises its own API errors for an invalid initial value)
+        if value == default:
+            raise
+        flash(f"The link's value {value!r} for '{key}' is not valid here; using {default!r}.")
+        out = make(default, wkey + "_fallback")
+    ss.ctl[key] = out
+    return out
+
+
+def sync_url() -> None:
+    """Write the current scenario and controls into the URL (only when they changed)."""
+    ss = st.session_state
+    want = {"s": encode_scenario(ss.scenario), "v": json.dumps(ss.ctl, separators=(",", ":"), sort_keys=True)}
+    if {k: st.query_params.get(k) for k in want} != want or len(st.query_params) != len(want):
+        st.query_params.from_dict(want)
+
+
+def replace_tables(data: dict) -> None:
+    """New editor tables from `data`, which may hold invalid entries the person typed; the scenario only
+    changes when `data` is valid."""
+    ss = st.session_state
+    ss.version = ss.get("version", 0) + 1
+    ss.editor_base = data
+    ss.keep_base = True
+    try:
+        parse_scenario(data)
+    except ScenarioError:
+        return
+    ss.scenario = data
+
+
+def require_app() -> None:
+    """Call first in every page. If the page runs without app.py, go through app.py instead.
+
+    Streamlit treats an app with a pages/ folder as a legacy multipage app until some run calls st.navigation.
+    When the first visitor of a fresh server opens a page's link directly (a shared link), that page would run
+    alone, without app.py's routing, state and sidebar. Switching the legacy mode off and rerunning sends the
+    same URL through app.py.
+    """
+    if st.session_state.get("booted"):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+    PagesManager.uses_pages_directory = False
+    st.rerun()

@@ -1,0 +1,157 @@
+"""Token Lab: edit a group's probabilities and rewards and compare objectives side by side on the same numbers.
+
+Layout only: every number comes from gspo_viz (run_scenario, plots, narrate, advantages)."""
+import pandas as pd
+import streamlit as st
+
+from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
+from gspo_viz.advantages import advantage_panel
+from gspo_viz.narrate import sentence
+from gspo_viz.plots import advantages_figure, grad_heatmap, ratio_heatmap
+from gspo_viz.report import token_rows
+from gspo_viz.sample import sample_group
+from gspo_viz.style import TABLE_FORMAT, fmt
+from gspo_viz.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
+                             tables_to_scenario, where_in_tables)
+from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
+from gspo_viz.ui.widgets import OBJECTIVE_NAMES, clip_legend, objective_header, settings_controls
+
+require_app()
+
+ss = st.session_state
+PLOT_CONFIG = {"displayModeBar": False}
+
+st.title("Token Lab")
+st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
+           "numbers filled in. Blue: ratio above 1 / gradient that raises the token; red: below 1 / lowers it.")
+
+objectives = control("cmp", lambda v, k: st.multiselect(
+    "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
+    format_func=lambda n: OBJECTIVES[n].title), ["grpo", "gspo", "dual_clip"])
+settings_controls(objectives)
+
+# ----------------------------------------------------------------------------------------------- the group
+with st.expander("The group: edit probabilities and rewards", expanded=False):
+    log_space = control("log", lambda v, k: st.toggle("Edit log-probabilities instead of probabilities", value=v,
+                                                      key=k), False)
+    mode = "log" if log_space else "p"
+    resp_key, tok_key = f"resp_ed_{ss.version}_{mode}", f"tok_ed_{ss.version}_{mode}"
+    if tok_key not in ss and not ss.pop("keep_base", False):  # a fresh editor starts from the current scenario
+        ss.editor_base = ss.scenario
+    base_r, base_t = scenario_to_tables(ss.editor_base, log_space)
+    num = st.column_config.NumberColumn
+    left, right = st.columns([2, 5])
+    edited_r = left.data_editor(
+        base_r, key=resp_key, hide_index=True, disabled=["response"], num_rows="fixed",
+        column_config={"reward": num("reward", format="%.4g"),
+                       "advantage": num("advantage", format="%.4g", help="optional: wins over the computed one"),
+                       "truncated": st.column_config.CheckboxColumn("truncated")})
+    value_cols = ["logp_old", "logp_new"] if log_space else ["p_old", "p_new"]
+    edited_t = right.data_editor(
+        base_t, key=tok_key, hide_index=True, disabled=["response", "t"], num_rows="fixed", height=300,
+        column_config={c: num(c, format=TABLE_FORMAT) for c in value_cols})
+    candidate = tables_to_scenario(edited_r, edited_t, ss.scenario)
+    edited = not (edited_r.equals(base_r) and edited_t.equals(base_t))
+    error = None
+    try:
+        if edited:
+            run_scenario(parse_scenario(candidate), objectives[0] if objectives else None)
+    except ScenarioError as e:
+        error = e
+        st.error(f"**{where_in_tables(e.where, edited_t)}**: {e.message}. The charts keep showing the last valid "
+                 "group; your entries are kept.", icon=":material/error:")
+    else:
+        if edited and candidate != ss.scenario:
+            set_scenario(candidate, replace_tables=False)
+
+    b1, b2, b3, b4, b5 = st.columns([1.2, 1.2, 1, 1.1, 1.1])
+    responses = list(edited_r["response"])
+    target = b1.selectbox("Response", responses, key=f"target_{ss.version}", label_visibility="collapsed")
+    if b2.button("Add response", icon=":material/add:"):
+        replace_tables(tables_to_scenario(*add_response(edited_r, edited_t), ss.scenario))
+        st.rerun()
+    if b3.button("Remove it", icon=":material/remove:", disabled=len(responses) <= 1):
+        replace_tables(tables_to_scenario(*remove_response(edited_r, edited_t, target), ss.scenario))
+        st.rerun()
+    if b4.button("Add token", icon=":material/add:"):
+        replace_tables(tables_to_scenario(edited_r, add_token(edited_t, target), ss.scenario))
+        st.rerun()
+    if b5.button("Remove token", icon=":material/remove:"):
+        replace_tables(tables_to_scenario(edited_r, remove_token(edited_t, target), ss.scenario))
+        st.rerun()
+
+    st.markdown("**Sample a group**: random old probabilities, a new policy drifted by the chosen amount (seeded).")
+    s1, s2, s3, s4 = st.columns(4)
+    G = s1.number_input("G (answers)", 2, 32, 8, key="sample_G")
+    drift = s2.number_input("drift", 0.0, 3.0, 0.3, step=0.05, key="sample_drift")
+    seed = s3.number_input("seed", 0, 10_000, 0, key="sample_seed")
+    if s4.button("Sample a group", icon=":material/casino:"):
+        set_scenario(sample_group(int(G), 8, 32, float(drift), int(seed)))
+        st.rerun()
+
+# ----------------------------------------------------------------------------------------------- side by side
+def compare(scenario, objectives: list[str]) -> None:
+    """The objectives side by side, the advantages panel and every number."""
+
+    results = {}
+    for col, name in zip(st.columns(len(objectives)), objectives):
+        with col:
+            objective_header(name)
+            try:
+                res = run_scenario(scenario, name)
+            except ScenarioError as e:
+                st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
+                continue
+            results[name] = res
+            ex = res.explanation
+            m1, m2 = st.columns(2)
+            m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}")
+            label = "sequences clipped" if "seq_clip_fraction" in ex.metrics else "tokens clipped"
+            m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
+            st.plotly_chart(ratio_heatmap(res, height=120 + 26 * len(scenario.responses)), key=f"ratio_{name}",
+                            config=PLOT_CONFIG)
+            st.plotly_chart(grad_heatmap(res, height=120 + 26 * len(scenario.responses)), key=f"grad_{name}",
+                            config=PLOT_CONFIG)
+            st.markdown(sentence(res))
+    clip_legend()
+
+    # ----------------------------------------------------------------------------------------------- advantages
+    st.subheader("Advantages: rewards → mean, std → A")
+    first = next(iter(results.values()), None)
+    if first is not None and first.rewards is not None:
+        panel = advantage_panel(first.shaped_rewards, first.explanation.settings.adv_eps)
+        left, right = st.columns([3, 2])
+        left.plotly_chart(advantages_figure(panel), key="advantages", config=PLOT_CONFIG)
+        table = pd.DataFrame({"reward R": panel["rewards"], **panel["advantages"]},
+                             index=[f"resp {i}" for i in range(len(panel["rewards"]))]).T
+        right.dataframe(table, column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT) for c in table},
+                        width="stretch")
+        right.markdown(f"mean R̄ = **{fmt(panel['mean'])}**, std over G − 1 = **{fmt(panel['std_sample'])}**, "
+                       f"over G = **{fmt(panel['std_population'])}**, ε = {first.explanation.settings.adv_eps:g}.")
+        if first.no_signal:
+            right.warning("All rewards are equal: every advantage is 0, so this group carries no learning signal. "
+                          "DAPO's dynamic sampling would drop it and sample another.", icon=":material/block:")
+    elif first is not None:
+        st.caption("The advantages are given per response in the scenario, so there are no rewards to compare here.")
+
+    # ----------------------------------------------------------------------------------------------- every number
+    with st.expander("Every number, per token and objective (4 decimals; the download has full precision)"):
+        rows = [{"objective": name} | row for name, res in results.items() for row in token_rows(res)]
+        if rows:
+            frame = pd.DataFrame(rows)
+            st.dataframe(frame, hide_index=True, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT)
+                                        for c in frame.columns if frame[c].dtype.kind == "f"})
+            st.download_button("Download as CSV", frame.to_csv(index=False, float_format="%.17g"),
+                               file_name="token_lab.csv", mime="text/csv", icon=":material/download:")
+            for name, res in results.items():
+                st.caption(f"{OBJECTIVES[name].title}: " + "; ".join(res.conventions))
+
+
+if ss.scenario.get("notes"):
+    with st.expander(ss.scenario.get("title") or "Notes", expanded=False):
+        st.markdown(ss.scenario["notes"])
+if objectives:
+    compare(parse_scenario(ss.scenario), objectives)
+else:
+    st.info("Choose at least one objective to compare.")

@@ -1,0 +1,67 @@
+"""Formula Checker: one token's computation, every step as a formula with its numbers, and the articles' wrong steps
+beside the right ones. Layout only: the steps come from gspo_viz.steps."""
+import streamlit as st
+
+from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
+from gspo_viz.steps import seed_mistakes, token_steps
+from gspo_viz.ui.state import control, example_files, read_example, require_app, set_scenario
+from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, title_of
+
+require_app()
+
+ss = st.session_state
+st.title("Formula Checker")
+st.caption("Pick an objective, a response and a token: every step from probabilities to the gradient weight, with "
+           "the numbers substituted so you can redo it with a calculator. The last line is autograd's answer.")
+
+with st.container(border=True):
+    st.markdown("**Worked examples** from the source articles (shared/seeds), with notes on what they get right "
+                "and wrong:")
+    w1, w2 = st.columns([4, 1])
+    examples = [p for p in example_files() if p.name != "default_group.json"]
+    pick = w1.selectbox("Worked example", examples, format_func=title_of, label_visibility="collapsed",
+                        key=f"fc_example_{ss.version}")
+    if w2.button("Load it", icon=":material/school:"):
+        set_scenario(read_example(str(pick)))
+        st.rerun()
+
+scenario = parse_scenario(ss.scenario)
+default_obj = scenario.settings.objective
+c1, c2, c3 = st.columns(3)
+name = control("fc_objective", lambda v, k: c1.selectbox("Objective", OBJECTIVE_NAMES, index=OBJECTIVE_NAMES.index(v),
+                                                         key=k, format_func=lambda n: OBJECTIVES[n].title),
+               default_obj)
+i = control("fc_response", lambda v, k: c2.selectbox("Response", list(range(len(scenario.responses))),
+                                                     index=min(v, len(scenario.responses) - 1), key=k), 0)
+tokens = scenario.responses[i].tokens
+t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens))), index=min(v, len(tokens) - 1),
+                                                  key=k, format_func=lambda j: f"t = {j + 1}: “{tokens[j]}”"), 0)
+
+if scenario.notes:
+    with st.expander(f"Notes: {scenario.title}", expanded=True):
+        st.markdown(scenario.notes)
+
+try:
+    res = run_scenario(scenario, name)
+except ScenarioError as e:
+    st.error(f"{OBJECTIVES[name].title} cannot run on this scenario: {e}", icon=":material/error:")
+else:
+    objective_header(name)
+    for k, step in enumerate(token_steps(res, i, t), start=1):
+        left, right = st.columns([1, 3])
+        left.markdown(f"**{k}.** {step.label}")
+        right.latex(step.latex)
+    st.caption("Conventions: " + "; ".join(res.conventions))
+
+    mistakes = seed_mistakes(res, i, t)
+    if mistakes:
+        st.subheader("Where a popular explanation goes wrong")
+        for m in mistakes:
+            with st.container(border=True):
+                st.markdown(f"**{m.title}** · {m.source}")
+                wrong, right = st.columns(2)
+                wrong.markdown(":red[**as written**]")
+                wrong.latex(m.wrong_latex + f" = {m.wrong_value:.6g}")
+                right.markdown(":green[**right**]")
+                right.latex(m.right_latex + f" = {m.right_value:.6g}")
+                st.caption(m.why)
