@@ -59,5 +59,9 @@ page = st.navigation([
 boot()
 show_flash()
 scenario_sidebar()
-page.run()
+st.session_state.in_app_run = True  # pages check this (require_app) to know they run inside app.py
+try:
+    page.run()
+finally:
+    st.session_state.in_app_run = False
 sync_url()

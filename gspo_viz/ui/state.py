@@ -125,12 +125,12 @@ def replace_tables(data: dict) -> None:
 def require_app() -> None:
     """Call first in every page. If the page runs without app.py, go through app.py instead.
 
-    Streamlit treats an app with a pages/ folder as a legacy multipage app until some run calls st.navigation.
-    When the first visitor of a fresh server opens a page's link directly (a shared link), that page would run
-    alone, without app.py's routing, state and sidebar. Switching the legacy mode off and rerunning sends the
-    same URL through app.py.
+    Streamlit treats an app with a pages/ folder as a legacy multipage app until a run calls st.navigation (and
+    AppTest resets that before every run). A page then runs alone, without app.py's routing, state and sidebar:
+    for the first visitor of a fresh server who opens a shared link, and for every page run in AppTest.
+    Switching the legacy mode off and rerunning sends the same URL through app.py.
     """
-    if st.session_state.get("booted"):
+    if st.session_state.get("in_app_run"):
         return
     from streamlit.runtime.pages_manager import PagesManager
     PagesManager.uses_pages_directory = False

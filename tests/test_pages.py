@@ -1,0 +1,221 @@
+"""AppTest of every page (pages/1_token_lab.py, pages/2_clip_explorer.py, pages/3_length_aggregation.py,
+pages/4_formula_checker.py): it loads, loads every preset, shows the core's numbers after a control changes, and
+shows a message for bad input."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from gspo_viz import parse_scenario, run_scenario
+from gspo_viz.curves import drift_sequence_ratio
+from gspo_viz.style import fmt
+from gspo_viz.urlstate import encode_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+PAGES = ["pages/1_token_lab.py", "pages/2_clip_explorer.py", "pages/3_length_aggregation.py",
+         "pages/4_formula_checker.py"]
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """Run as a live server does after its first request: in st.navigation mode.
+
+    AppTest resets Streamlit's legacy-pages flag before every run, so each page would first run alone and be
+    rerun through app.py by require_app(); the discarded first pass swallows one-shot button clicks. The
+    first-request path itself is covered by the browser test, which opens a page link on a fresh server.
+    """
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def open_page(page, query=None):
+    """Open the app (with a link's query parameters), then the page. at.first_warnings: the first run's messages."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    at.first_warnings = " ".join(w.value for w in at.warning)
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def ctl(key):
+    """The widget key of a page control (gspo_viz.ui.state.control)."""
+    return f"ctl_{key}_0"
+
+
+def load_preset(at, path):
+    at.sidebar.selectbox[0].select(path).run()
+    at.sidebar.button[0].click().run()
+    assert not at.exception, (path.name, at.exception)
+    assert at.session_state["scenario"] == json.loads(path.read_text())
+
+
+def texts(at):
+    return " ".join(m.value for m in at.markdown)
+
+
+def current(at):
+    return parse_scenario(at.session_state["scenario"])
+
+
+# ------------------------------------------------------------------------------------------------------------ all
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_every_preset(page):
+    at = open_page(page)
+    for path in EXAMPLES:
+        load_preset(at, path)
+        assert at.title[0].value  # the page rendered
+
+
+# ------------------------------------------------------------------------------------------------------------ Token Lab
+def test_token_lab_metrics_are_the_cores():
+    at = open_page(PAGES[0])
+    scn = current(at)
+    for k, name in enumerate(["grpo", "gspo", "dual_clip"]):
+        assert at.metric[2 * k].value == fmt(run_scenario(scn, name).explanation.loss)
+
+
+def test_token_lab_control_change_updates_the_numbers():
+    at = open_page(PAGES[0])
+    at.multiselect[0].set_value(["grpo", "dapo"]).run()
+    at.toggle[0].set_value(False).run()              # one ε for every objective
+    at.number_input(key=f"eps_high_{at.session_state['version']}").set_value(0.5).run()
+    assert not at.exception
+    scn = current(at)
+    assert scn.settings.eps_high == 0.5
+    grpo = run_scenario(scn, "grpo").explanation
+    assert at.metric[0].value == fmt(grpo.loss)
+    assert at.metric[2].value == fmt(run_scenario(scn, "dapo").explanation.loss)
+    default = run_scenario(parse_scenario(json.loads((ROOT / "examples/default_group.json").read_text())), "grpo")
+    assert fmt(default.explanation.loss) != at.metric[0].value  # the change really changed the number
+    assert any(s.startswith("GRPO clipped") and "1 + ε_high = 1.5" in s for s in (m.value for m in at.markdown))
+
+
+def test_token_lab_bad_probability_keeps_the_last_valid_group():
+    at = open_page(PAGES[0])
+    before = at.metric[0].value
+    scenario_before = at.session_state["scenario"]
+    key = f"tok_ed_{at.session_state['version']}_p"
+    at.session_state[key] = {"edited_rows": {2: {"p_new": 1.5}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "tokens table, response 0, t = 3, column p_new" in errors and "outside (0, 1]" in errors
+    assert at.metric[0].value == before and at.session_state["scenario"] == scenario_before
+    at.session_state[key] = {"edited_rows": {2: {"p_new": 0.5}}, "added_rows": [], "deleted_rows": []}
+    at.run()                                          # a valid edit goes through
+    assert not at.error and at.session_state["scenario"]["responses"][0]["p_new"][2] == 0.5
+    assert at.metric[0].value == fmt(run_scenario(current(at), "grpo").explanation.loss)
+
+
+def test_token_lab_bad_setting_message():
+    at = open_page(PAGES[0])
+    at.number_input(key=f"c_{at.session_state['version']}").set_value(0.5).run()
+    assert "dual_clip_c: must be > 1" in " ".join(e.value for e in at.error)
+    assert "dual_clip_c" not in at.session_state["scenario"]["settings"]
+
+
+def test_token_lab_add_response_and_sample():
+    at = open_page(PAGES[0])
+    g = len(at.session_state["scenario"]["responses"])
+    [b for b in at.button if b.label == "Add response"][0].click().run()
+    assert len(at.session_state["scenario"]["responses"]) == g + 1 and not at.exception
+    [b for b in at.button if b.label == "Sample a group"][0].click().run()
+    assert at.session_state["scenario"]["title"].startswith("Sampled group (G = 8")
+
+
+def test_token_lab_no_signal_message():
+    at = open_page(PAGES[0])
+    load_preset(at, ROOT / "examples/equal_rewards_no_signal.json")
+    assert "DAPO's dynamic sampling would drop it" in " ".join(w.value for w in at.warning)
+
+
+# ------------------------------------------------------------------------------------------------------------ links
+def test_a_link_reopens_the_same_view():
+    data = json.loads((ROOT / "examples/dual_clip_negative_advantage.json").read_text())
+    data["settings"]["dual_clip_c"] = 5.0
+    at = open_page(PAGES[0], {"s": encode_scenario(data), "v": json.dumps({"cmp": ["dual_clip", "cispo"]})})
+    assert at.session_state["scenario"] == data
+    assert at.multiselect[0].value == ["dual_clip", "cispo"]
+    assert at.metric[0].value == fmt(run_scenario(parse_scenario(data), "dual_clip").explanation.loss)
+    assert at.query_params["s"] == [encode_scenario(data)] or at.query_params["s"] == encode_scenario(data)
+
+
+def test_a_broken_link_falls_back_with_a_message():
+    at = open_page(PAGES[0], {"s": "this-is-not-a-scenario", "v": "{not json"})
+    shown = at.first_warnings
+    assert "could not be used" in shown and "page settings in this link could not be read" in shown
+    assert at.session_state["scenario"] == json.loads((ROOT / "examples/default_group.json").read_text())
+
+
+def test_a_link_with_an_invalid_control_value_falls_back():
+    at = open_page(PAGES[0], {"v": json.dumps({"cmp": ["grpo", "ppo9"]})})
+    assert at.multiselect[0].value == ["grpo", "gspo", "dual_clip"]  # the default, not the invalid link value
+    at.run()
+    assert "'cmp' is not valid here" in " ".join(w.value for w in at.warning)
+
+
+# ------------------------------------------------------------------------------------------------------------ Clip Explorer
+def test_clip_explorer_marks_the_cores_token():
+    at = open_page(PAGES[1])
+    load_preset(at, ROOT / "examples/movie_five_tokens.json")
+    at.selectbox(key=ctl("ce_token")).select(3).run()   # t = 4, r = 0.875
+    assert "r = **0.875**" in texts(at) and "A = **1**" in texts(at)
+
+
+def test_clip_explorer_slider_moves_the_zero_gradient_strip():
+    at = open_page(PAGES[1])
+    at.slider(key=ctl("ce_eps")).set_value(0.3).run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    grad_up = specs[1]                   # A > 0, gradient panel
+    grpo_strip = [s for s in grad_up["layout"]["shapes"] if s.get("fillcolor") == "#0072B2"]
+    assert grpo_strip and 1.3 < grpo_strip[0]["x0"] < 1.32  # first grid point above 1 + ε = 1.3
+
+
+# ------------------------------------------------------------------------------------------------------------ Length
+def test_length_page_numbers_follow_the_sliders():
+    at = open_page(PAGES[2])
+    at.slider(key=ctl("la_G")).set_value(4).run()
+    assert f"(the whole answer: 1/G = {1 / 4:.3g}" in texts(at)
+    at.slider(key=ctl("la_delta")).set_value(0.25).run()
+    assert f"e^δ = **{drift_sequence_ratio([1], 0.25)[0]:.4g}**" in texts(at)
+
+
+def test_length_page_bad_overlong_setting_message():
+    at = open_page(PAGES[2])
+    at.slider(key=ctl("la_omax")).set_value(1000).run()
+    at.slider(key=ctl("la_ocache")).set_value(2000).run()  # L_cache > L_max
+    assert "must not exceed L_max" in " ".join(e.value for e in at.error)
+
+
+# ------------------------------------------------------------------------------------------------------------ Formula Checker
+def test_formula_checker_steps_end_in_the_cores_gradient():
+    at = open_page(PAGES[3])
+    load_preset(at, ROOT / "examples/dual_clip_negative_advantage.json")
+    at.selectbox(key=ctl("fc_objective")).select("dual_clip").run()
+    at.selectbox(key=ctl("fc_response")).select(1).run()
+    at.selectbox(key=ctl("fc_token")).select(3).run()   # t = 4, “41”
+    latex = [x.value for x in at.get("latex")]
+    assert any("\\max((-5.65685),\\ c A)" in x for x in latex)
+    check = [x for x in latex if x.startswith("\\partial J / \\partial")]
+    assert len(check) == 1 and check[0].endswith("= 0")  # autograd: a dual-clipped token has no gradient
+    assert "dual: this branch is constant" in " ".join(latex).replace("\\text{", "").replace("}", "")
+
+
+def test_formula_checker_shows_the_articles_mistakes():
+    at = open_page(PAGES[3])
+    at.selectbox(key=f"fc_example_{at.session_state['version']}").select(ROOT / "examples/movie_five_tokens.json").run()
+    [b for b in at.button if b.label == "Load it"][0].click().run()
+    at.selectbox(key=ctl("fc_token")).select(3).run()   # t = 4, r = 0.875
+    shown = texts(at)
+    assert "a ratio inside the range is not clipped" in shown and "shared/seeds/003" in shown
