@@ -1,12 +1,26 @@
-"""gspo-viz: a formula-faithful core for GRPO, GSPO, Dual-Clip, DAPO, Dr.GRPO, CISPO, GMPO and SAPO."""
-from .advantages import group_advantages, kl_estimate, overlong_penalty
-from .explain import Explanation, explain
-from .objectives import CLIP_NAMES, OBJECTIVES, aggregate, aggregation_weights, clip_decisions, closed_form_grad, \
-    objective_loss, objective_value
-from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, parse_scenario, run_scenario
-from .settings import Settings, SettingsError
+"""gspo-viz: a formula-faithful core for GRPO, GSPO, Dual-Clip, DAPO, Dr.GRPO, CISPO, GMPO and SAPO.
 
-__all__ = ["group_advantages", "kl_estimate", "overlong_penalty", "Explanation", "explain", "CLIP_NAMES",
-           "OBJECTIVES", "aggregate", "aggregation_weights", "clip_decisions", "closed_form_grad", "objective_loss",
-           "objective_value", "Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "parse_scenario",
-           "run_scenario", "Settings", "SettingsError"]
+Names are loaded on first use (PEP 562), so that `import gspo_viz.scenario` or the app's landing page does not pay
+for importing torch.
+"""
+import importlib
+
+_EXPORTS = {
+    "group_advantages": "advantages", "kl_estimate": "advantages", "overlong_penalty": "advantages",
+    "Explanation": "explain", "explain": "explain",
+    "CLIP_NAMES": "objectives", "OBJECTIVES": "objectives", "aggregate": "objectives",
+    "aggregation_weights": "objectives", "clip_decisions": "objectives", "closed_form_grad": "objectives",
+    "objective_loss": "objectives", "objective_value": "objectives",
+    "Scenario": "scenario", "ScenarioError": "scenario", "ScenarioResult": "scenario", "load_scenario": "scenario",
+    "parse_scenario": "scenario", "run_scenario": "scenario",
+    "Settings": "settings", "SettingsError": "settings",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gspo_viz' has no attribute {name!r}")

@@ -41,11 +41,10 @@ def _row_labels(res: ScenarioResult) -> list[str]:
     return labels
 
 
-def _cells(res: ScenarioResult, values) -> tuple[list, list, list]:
+def _cells(res: ScenarioResult, values, hovers) -> tuple[list, list, list]:
     """z, cell text (token + clip symbol) and hover text, with None on padding."""
     ex = res.explanation
     clip = ex.clip.tolist()
-    hovers = hover_texts(res)
     z, text, hover = [], [], []
     T = ex.mask.shape[1]
     for i, resp in enumerate(res.scenario.responses):
@@ -58,8 +57,9 @@ def _cells(res: ScenarioResult, values) -> tuple[list, list, list]:
     return z, text, hover
 
 
-def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: int, top: float) -> go.Figure:
-    z, text, hover = _cells(res, values)
+def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: int, top: float,
+             hovers: Optional[list] = None) -> go.Figure:
+    z, text, hover = _cells(res, values, hovers if hovers is not None else hover_texts(res))
     trace = dict(type="heatmap", z=z, x=[str(t + 1) for t in range(len(z[0]))], y=_row_labels(res), text=text,
                  texttemplate="%{text}", textfont=dict(size=9), customdata=hover,
                  hovertemplate="%{customdata}<extra></extra>", colorscale=DIVERGING, zmid=0, zmin=-top, zmax=top,
@@ -68,7 +68,7 @@ def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: in
                    yaxis=dict(autorange="reversed"), xaxis=dict(title=dict(text="token t"), showgrid=False))
 
 
-def ratio_heatmap(res: ScenarioResult, height: int = 320) -> go.Figure:
+def ratio_heatmap(res: ScenarioResult, height: int = 320, hovers: Optional[list] = None) -> go.Figure:
     """Token ratios r_{i,t} (responses × tokens) on a log colour scale centred at 1; ▲ ▼ ✕ mark clip decisions."""
     ex = res.explanation
     logr = [[math.log(x) for x in row] for row in ex.token_ratio.tolist()]
@@ -76,16 +76,24 @@ def ratio_heatmap(res: ScenarioResult, height: int = 320) -> go.Figure:
               + [math.log(1.25)])
     colorbar = dict(title=dict(text="ratio"), tickvals=[math.log(v) for v in RATIO_TICKS],
                     ticktext=[str(v) for v in RATIO_TICKS])
-    return _heatmap(res, logr, f"{OBJECTIVES[ex.objective].title}: token ratio r = π_θ/π_old", colorbar, height, top)
+    return _heatmap(res, logr, f"{OBJECTIVES[ex.objective].title}: token ratio r = π_θ/π_old", colorbar, height, top,
+                    hovers)
 
 
-def grad_heatmap(res: ScenarioResult, height: int = 320) -> go.Figure:
+def grad_heatmap(res: ScenarioResult, height: int = 320, hovers: Optional[list] = None) -> go.Figure:
     """Gradient weights ∂J/∂log π_θ per token: blue raises the token's probability, red lowers it, white is 0."""
     ex = res.explanation
     g = ex.grad_weight.tolist()
     top = max(float(ex.grad_weight.abs().max()), 1e-12)
     colorbar = dict(title=dict(text="∂J/∂log π"), exponentformat="e")
-    return _heatmap(res, g, f"{OBJECTIVES[ex.objective].title}: gradient weight ∂J/∂log π_θ", colorbar, height, top)
+    return _heatmap(res, g, f"{OBJECTIVES[ex.objective].title}: gradient weight ∂J/∂log π_θ", colorbar, height, top,
+                    hovers)
+
+
+def heatmaps(res: ScenarioResult, height: int = 320) -> tuple[go.Figure, go.Figure]:
+    """The ratio and gradient-weight heatmaps of one result, sharing one computation of the hover texts."""
+    hovers = hover_texts(res)
+    return ratio_heatmap(res, height, hovers), grad_heatmap(res, height, hovers)
 
 
 def advantages_figure(panel: dict, height: int = 300) -> go.Figure:

@@ -1,4 +1,8 @@
-"""Scenario files (JSON): parse and validate with messages that name the field, then run one objective on them."""
+"""Scenario files (JSON): parse and validate with messages that name the field, then run one objective on them.
+
+Parsing needs no torch; the torch-based core is imported when a scenario is run, so that the app's landing page
+and a file check start fast.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -6,15 +10,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import torch
-from torch import Tensor
-
-from .advantages import group_advantages, overlong_penalty
-from .explain import Explanation, explain
-from .objectives import AGGREGATIONS, OBJECTIVES
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .explain import Explanation
 
 MAX_FILE_BYTES = 2_000_000
 MAX_RESPONSES = 256
@@ -235,6 +238,7 @@ class ScenarioResult:
 
 def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """Padded (G, T) float64 logp, logp_old, logp_ref (or None) and the 0/1 mask."""
+    import torch
     G, T = len(responses), max(len(r.logp_old) for r in responses)
     logp, logp_old, mask = torch.zeros(G, T, dtype=torch.float64), torch.zeros(G, T, dtype=torch.float64), \
         torch.zeros(G, T, dtype=torch.float64)
@@ -252,6 +256,11 @@ def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[T
 
 def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
     """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
+    import torch
+
+    from .advantages import group_advantages, overlong_penalty
+    from .explain import explain
+    from .objectives import AGGREGATIONS, OBJECTIVES
     settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
     cfg = settings.resolved()
     rs = scn.responses

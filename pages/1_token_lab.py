@@ -6,13 +6,13 @@ import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
 from gspo_viz.advantages import advantage_panel
-from gspo_viz.narrate import sentence
-from gspo_viz.plots import advantages_figure, grad_heatmap, ratio_heatmap
+from gspo_viz.plots import advantages_figure
 from gspo_viz.report import token_rows
 from gspo_viz.sample import sample_group
 from gspo_viz.style import TABLE_FORMAT, fmt
 from gspo_viz.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
                              tables_to_scenario, where_in_tables)
+from gspo_viz.ui.cache import objective_view, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, clip_legend, objective_header, settings_controls
 
@@ -50,19 +50,16 @@ with st.expander("The group: edit probabilities and rewards", expanded=False):
     edited_t = right.data_editor(
         base_t, key=tok_key, hide_index=True, disabled=["response", "t"], num_rows="fixed", height=300,
         column_config={c: num(c, format=TABLE_FORMAT) for c in value_cols})
-    candidate = tables_to_scenario(edited_r, edited_t, ss.scenario)
-    edited = not (edited_r.equals(base_r) and edited_t.equals(base_t))
-    error = None
-    try:
-        if edited:
+    if not (edited_r.equals(base_r) and edited_t.equals(base_t)):
+        candidate = tables_to_scenario(edited_r, edited_t, ss.scenario)
+        try:
             run_scenario(parse_scenario(candidate), objectives[0] if objectives else None)
-    except ScenarioError as e:
-        error = e
-        st.error(f"**{where_in_tables(e.where, edited_t)}**: {e.message}. The charts keep showing the last valid "
-                 "group; your entries are kept.", icon=":material/error:")
-    else:
-        if edited and candidate != ss.scenario:
-            set_scenario(candidate, replace_tables=False)
+        except ScenarioError as e:
+            st.error(f"**{where_in_tables(e.where, edited_t)}**: {e.message}. The charts keep showing the last valid "
+                     "group; your entries are kept.", icon=":material/error:")
+        else:
+            if candidate != ss.scenario:
+                set_scenario(candidate, replace_tables=False)
 
     b1, b2, b3, b4, b5 = st.columns([1.2, 1.2, 1, 1.1, 1.1])
     responses = list(edited_r["response"])
@@ -94,25 +91,25 @@ def compare(scenario, objectives: list[str]) -> None:
     """The objectives side by side, the advantages panel and every number."""
 
     results = {}
+    key = scenario_key(ss.scenario)
+    height = 120 + 26 * len(scenario.responses)
     for col, name in zip(st.columns(len(objectives)), objectives):
         with col:
             objective_header(name)
             try:
-                res = run_scenario(scenario, name)
+                view = objective_view(key, name, height)
             except ScenarioError as e:
                 st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
                 continue
-            results[name] = res
+            res = results[name] = view.result
             ex = res.explanation
             m1, m2 = st.columns(2)
             m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}")
             label = "sequences clipped" if "seq_clip_fraction" in ex.metrics else "tokens clipped"
             m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
-            st.plotly_chart(ratio_heatmap(res, height=120 + 26 * len(scenario.responses)), key=f"ratio_{name}",
-                            config=PLOT_CONFIG)
-            st.plotly_chart(grad_heatmap(res, height=120 + 26 * len(scenario.responses)), key=f"grad_{name}",
-                            config=PLOT_CONFIG)
-            st.markdown(sentence(res))
+            st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", config=PLOT_CONFIG)
+            st.plotly_chart(view.grad_figure, key=f"grad_{name}", config=PLOT_CONFIG)
+            st.markdown(view.sentence)
     clip_legend()
 
     # ----------------------------------------------------------------------------------------------- advantages
@@ -135,7 +132,9 @@ def compare(scenario, objectives: list[str]) -> None:
         st.caption("The advantages are given per response in the scenario, so there are no rewards to compare here.")
 
     # ----------------------------------------------------------------------------------------------- every number
-    with st.expander("Every number, per token and objective (4 decimals; the download has full precision)"):
+    st.subheader("Every number")
+    if control("all_numbers", lambda v, k: st.toggle("Show every number, per token and objective (4 decimals; the "
+                                                     "download has full precision)", value=v, key=k), False):
         rows = [{"objective": name} | row for name, res in results.items() for row in token_rows(res)]
         if rows:
             frame = pd.DataFrame(rows)

@@ -4,10 +4,11 @@ Layout only: the curves are the objectives' own functions evaluated by gspo_viz.
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
-from gspo_viz.curves import clip_curve, ratio_grid
+from gspo_viz.curves import ratio_grid
 from gspo_viz.plots import clip_explorer_figure
 from gspo_viz.settings import Settings
 from gspo_viz.style import fmt
+from gspo_viz.ui.cache import cached_clip_curve
 from gspo_viz.ui.state import control, require_app
 
 require_app()
@@ -70,7 +71,7 @@ except ScenarioError as e:
 
 
 def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker_x):
-    curves = {n: clip_curve(n, grid, sign, SETTINGS[n]) for n in names}
+    curves = {n: cached_clip_curve(n, tuple(grid), sign, SETTINGS[n]) for n in names}
     marker = (marker_x, "marked token") if marker_x is not None and (A > 0) == (sign > 0) and A != 0 else None
     left, right = st.columns(2)
     left.plotly_chart(clip_explorer_figure(curves, "value", sign, x_title, marker), key=f"v{sign}{x_title}",
@@ -79,7 +80,7 @@ def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker
                        config=PLOT_CONFIG)
 
 
-grid = ratio_grid(x_max / 2, x_max / 2, n=601, low=0.01)
+grid = ratio_grid(x_max / 2, x_max / 2, n=401, low=0.01)
 for sign, label in ((1.0, "A > 0 (a better-than-average answer)"), (-1.0, "A < 0 (a worse-than-average answer)")):
     st.subheader(label)
     if chosen:
@@ -98,7 +99,7 @@ st.caption(f"GSPO clips s_i to [{fmt(1 - g_low)}, {fmt(1 + g_high)}]: a band {fm
            f"{(0.4 / max(g_low + g_high, 1e-9)):.0f}× narrower than GRPO's [0.8, 1.2] on r. Because s_i is a geometric "
            "mean over the response, it moves far less than single token ratios do.")
 for sign in (1.0, -1.0):
-    curves = {"gspo": clip_curve("gspo", sgrid, sign, gspo_settings)}
+    curves = {"gspo": cached_clip_curve("gspo", tuple(sgrid), sign, gspo_settings)}
     marker = (s_i, "marked response") if s_i is not None and (A > 0) == (sign > 0) and A != 0 \
         and abs(s_i - 1) <= span else None
     left, right = st.columns(2)

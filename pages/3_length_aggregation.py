@@ -2,11 +2,11 @@
 overlong punishment. Layout only: the numbers come from gspo_viz.curves."""
 import streamlit as st
 
-from gspo_viz.curves import (drift_distance, drift_sequence_ratio, overlong_curve, per_token_weight_vs_length,
-                             sequence_ratio_band)
+from gspo_viz.curves import drift_sequence_ratio, overlong_curve, sequence_ratio_band
 from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import lines_figure
 from gspo_viz.style import COLORS, DASHES, fmt
+from gspo_viz.ui.cache import cached_drift, cached_weights
 from gspo_viz.ui.state import control, require_app
 
 require_app()
@@ -23,8 +23,8 @@ other = control("la_other", lambda v, k: c2.slider("length of the other answers"
 l_max = control("la_lmax", lambda v, k: c3.slider("Dr.GRPO L_max", 16, 1024, v, 16, key=k), 512)
 top = control("la_top", lambda v, k: c4.slider("lengths up to", 16, 1024, v, 16, key=k), 512)
 top = min(top, l_max)
-lengths = sorted(set([1, 2, 3, 5] + list(range(8, top + 1, max(1, top // 64))) + [top]))
-weights = per_token_weight_vs_length(lengths, G, other, l_max)
+lengths = sorted(set([1, 2, 3, 5] + list(range(8, top + 1, max(1, top // 32))) + [top]))
+weights = cached_weights(tuple(lengths), G, other, l_max)
 names = {n: OBJECTIVES[n].title for n in weights}
 st.plotly_chart(lines_figure(lengths, {names[n]: w for n, w in weights.items()},
                              "per-token gradient weight (A = 1, ratio 1) of an answer of length L", "length L",
@@ -67,8 +67,7 @@ e1, e2 = st.columns(2)
 delta = control("la_delta", lambda v, k: e1.slider("that token's log-ratio δ", -3.0, 3.0, v, 0.05, key=k), 0.5)
 L3 = control("la_L3", lambda v, k: e2.slider("lengths up to  ", 4, 8192, v, 4, key=k), 4096)
 lens3 = sorted(set(list(range(1, min(L3, 64) + 1)) + list(range(64, L3 + 1, max(1, L3 // 128))) + [L3]))
-s = drift_sequence_ratio(lens3, delta)
-dist = drift_distance(lens3, delta)
+s, dist = cached_drift(tuple(lens3), delta)
 gspo_eps = eps_seq
 series = {"|s_i − 1| = |exp(δ/L) − 1|": dist, f"GSPO's ε = {gspo_eps:g}": [gspo_eps] * len(lens3),
           f"GRPO's ε = {eps_tok:g} (on each token)": [eps_tok] * len(lens3)}

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..objectives import OBJECTIVES
 from ..scenario import MAX_FILE_BYTES, ScenarioError, loads, parse_scenario
-from ..settings import ADVANTAGE_MODES, KL_ESTIMATORS, Settings, SettingsError
+from ..settings import ADVANTAGE_MODES, KL_ESTIMATORS, OBJECTIVES as OBJECTIVE_NAMES_TUPLE, Settings, SettingsError
 from ..style import CLIP_MEANING, COLORS
 from .state import example_files, flash, read_example, set_scenario
 
-OBJECTIVE_NAMES = list(OBJECTIVES)
+OBJECTIVE_NAMES = list(OBJECTIVE_NAMES_TUPLE)
 
 
 def title_of(path: Path) -> str:
@@ -99,6 +98,7 @@ def settings_controls(objectives: list[str]) -> None:
 
 
 def objective_header(name: str) -> None:
+    from ..objectives import OBJECTIVES
     obj = OBJECTIVES[name]
     st.markdown(f"<h4 style='color:{COLORS[name]};margin:0'>■ {obj.title}</h4>"
                 f"<span style='color:#666;font-size:0.8em'>{obj.paper}</span>", unsafe_allow_html=True)

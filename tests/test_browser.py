@@ -1,0 +1,134 @@
+"""The app in a real browser: `streamlit run app.py` on a free localhost port, driven by Playwright with the system
+Chromium. Opens a page's link first (a fresh server), every page, edits one value, reopens the copied URL in a new
+browser context, and saves a screenshot of each page to artifacts/screenshots/."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gspo_viz import parse_scenario, run_scenario
+from gspo_viz.style import fmt
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
+PAGES = {"token_lab": "Token Lab", "clip_explorer": "Clip Explorer", "length_aggregation": "Length & Aggregation",
+         "formula_checker": "Formula Checker", "": "gspo-viz"}
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-test.txt (playwright)")
+if not Path(CHROMIUM).exists():
+    pytest.skip("no Chromium at /usr/bin/chromium: install it with `apt-get install -y chromium` to run the "
+                "browser tests", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "artifacts" / "streamlit-test.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start within 60 s; see artifacts/streamlit-test.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def open_page(context, url):
+    page = context.new_page()
+    page.set_viewport_size({"width": 1500, "height": 3000})
+    page.goto(url)
+    page.wait_for_selector("h1", timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def metric_values(page):
+    return [m.inner_text() for m in page.locator('[data-testid="stMetricValue"]').all()]
+
+
+def wait_for_metric(page, expected, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if expected in metric_values(page):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"metric {expected!r} never appeared; shown: {metric_values(page)}")
+
+
+def test_pages_edit_and_copied_link(server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context()
+    # 1. A page's link on a fresh server must still go through app.py (sidebar, shared scenario, link state).
+    page = open_page(context, f"{server}/token_lab")
+    page.get_by_text("Scenario", exact=True).wait_for(timeout=20_000)
+    assert page.locator("h1").first.inner_text() == "Token Lab"
+
+    # 2. Every page renders without an exception; a screenshot of each.
+    for path, title in PAGES.items():
+        p = open_page(context, f"{server}/{path}")
+        assert p.locator("h1").first.inner_text() == title
+        assert p.locator('[data-testid="stException"]').count() == 0, path
+        p.wait_for_timeout(1500)
+        p.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+        p.close()
+
+    # 3. Edit one value (Dual-Clip c = 5) and see Dual-Clip's loss become the core's value for c = 5.
+    scenario = json.loads((ROOT / "examples/default_group.json").read_text())
+    before = fmt(run_scenario(parse_scenario(scenario), "dual_clip").explanation.loss)
+    scenario["settings"]["dual_clip_c"] = 5.0
+    after = fmt(run_scenario(parse_scenario(scenario), "dual_clip").explanation.loss)
+    assert before != after
+    wait_for_metric(page, before)
+    box = page.get_by_role("spinbutton", name="Dual-Clip c")
+    box.fill("5")
+    box.press("Enter")
+    wait_for_metric(page, after)
+    page.wait_for_function("() => window.location.search.includes('s=')")
+    copied = page.url
+    page.screenshot(path=str(SHOTS / "token_lab_edited.png"), full_page=True)
+
+    # 4. The copied URL in a fresh browser context reopens the same view.
+    other = browser.new_context()
+    again = open_page(other, copied)
+    wait_for_metric(again, after)
+    assert again.get_by_role("spinbutton", name="Dual-Clip c").input_value() == "5.00"
+    assert metric_values(again) == metric_values(page)
+    other.close()
+    context.close()
