@@ -42,29 +42,48 @@ def _row_labels(res: ScenarioResult) -> list[str]:
 
 
 def _cells(res: ScenarioResult, values, hovers) -> tuple[list, list, list]:
-    """z, cell text (token + clip symbol) and hover text, with None on padding."""
+    """z (None on padding), hover text, and the clip-symbol trace's points (x, y, symbol)."""
     ex = res.explanation
     clip = ex.clip.tolist()
-    z, text, hover = [], [], []
+    labels = _row_labels(res)
+    z, hover, marks = [], [], ([], [], [])
     T = ex.mask.shape[1]
     for i, resp in enumerate(res.scenario.responses):
         L = len(resp.tokens)
         z.append([values[i][t] if t < L else None for t in range(T)])
-        words = T <= CELL_TEXT_MAX_TOKENS
-        text.append([((resp.tokens[t][:6] if words else "") + CLIP_SYMBOLS[CLIP_NAMES[clip[i][t]]]) if t < L else ""
-                     for t in range(T)])
         hover.append([hovers[i][t] if t < L else "" for t in range(T)])
-    return z, text, hover
+        for t in range(L):
+            symbol = CLIP_SYMBOLS[CLIP_NAMES[clip[i][t]]]
+            if symbol:
+                marks[0].append(str(t + 1))
+                marks[1].append(labels[i])
+                marks[2].append(symbol)
+    return z, hover, marks
 
 
 def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: int, top: float,
              hovers: Optional[list] = None) -> go.Figure:
-    z, text, hover = _cells(res, values, hovers if hovers is not None else hover_texts(res))
-    trace = dict(type="heatmap", z=z, x=[str(t + 1) for t in range(len(z[0]))], y=_row_labels(res), text=text,
-                 texttemplate="%{text}", textfont=dict(size=9), customdata=hover,
+    z, hover, (mx, my, msym) = _cells(res, values, hovers if hovers is not None else hover_texts(res))
+    x = [str(t + 1) for t in range(len(z[0]))]
+    trace = dict(type="heatmap", z=z, x=x, y=_row_labels(res), customdata=hover,
                  hovertemplate="%{customdata}<extra></extra>", colorscale=DIVERGING, zmid=0, zmin=-top, zmax=top,
                  xgap=1, ygap=1, colorbar=dict(len=0.9, thickness=10) | colorbar)
-    return _figure([trace], title, height, COLORS[res.explanation.objective],
+    # clip symbols only where a token is clipped (a text node per clipped cell, not per cell)
+    marks = dict(type="scatter", x=mx, y=my, text=msym, mode="text", textfont=dict(size=10, color="#222"),
+                 hoverinfo="skip", showlegend=False)
+    words = []
+    if len(x) <= CELL_TEXT_MAX_TOKENS:  # short responses: the tokens themselves, below the symbols
+        labels = _row_labels(res)
+        for i, resp in enumerate(res.scenario.responses):
+            for t, tok in enumerate(resp.tokens):
+                words.append((x[t], labels[i], tok[:6]))
+        marks["textposition"] = "top center"
+    data = [trace, marks] if mx else [trace]
+    if words:
+        data.append(dict(type="scatter", x=[w[0] for w in words], y=[w[1] for w in words],
+                         text=[w[2] for w in words], mode="text", textfont=dict(size=9, color="#333"),
+                         textposition="bottom center", hoverinfo="skip", showlegend=False))
+    return _figure(data, title, height, COLORS[res.explanation.objective],
                    yaxis=dict(autorange="reversed"), xaxis=dict(title=dict(text="token t"), showgrid=False))
 
 
@@ -74,8 +93,8 @@ def ratio_heatmap(res: ScenarioResult, height: int = 320, hovers: Optional[list]
     logr = [[math.log(x) for x in row] for row in ex.token_ratio.tolist()]
     top = max([abs(v) for i, row in enumerate(logr) for v in row[:len(res.scenario.responses[i].tokens)]]
               + [math.log(1.25)])
-    colorbar = dict(title=dict(text="ratio"), tickvals=[math.log(v) for v in RATIO_TICKS],
-                    ticktext=[str(v) for v in RATIO_TICKS])
+    ticks = RATIO_TICKS if top > math.log(2) else [0.8, 0.9, 1.0, 1.1, 1.25]
+    colorbar = dict(title=dict(text="ratio"), tickvals=[math.log(v) for v in ticks], ticktext=[str(v) for v in ticks])
     return _heatmap(res, logr, f"{OBJECTIVES[ex.objective].title}: token ratio r = π_θ/π_old", colorbar, height, top,
                     hovers)
 
@@ -84,7 +103,7 @@ def grad_heatmap(res: ScenarioResult, height: int = 320, hovers: Optional[list] 
     """Gradient weights ∂J/∂log π_θ per token: blue raises the token's probability, red lowers it, white is 0."""
     ex = res.explanation
     g = ex.grad_weight.tolist()
-    top = max(float(ex.grad_weight.abs().max()), 1e-12)
+    top = float(ex.grad_weight.abs().max()) or 1.0  # an all-zero map keeps a readable scale
     colorbar = dict(title=dict(text="∂J/∂log π"), exponentformat="e")
     return _heatmap(res, g, f"{OBJECTIVES[ex.objective].title}: gradient weight ∂J/∂log π_θ", colorbar, height, top,
                     hovers)

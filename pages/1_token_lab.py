@@ -92,7 +92,7 @@ def compare(scenario, objectives: list[str]) -> None:
 
     results = {}
     key = scenario_key(ss.scenario)
-    height = 120 + 26 * len(scenario.responses)
+    height = max(230, 120 + 26 * len(scenario.responses))
     for col, name in zip(st.columns(len(objectives)), objectives):
         with col:
             objective_header(name)

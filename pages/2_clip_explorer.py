@@ -3,12 +3,11 @@
 Layout only: the curves are the objectives' own functions evaluated by gspo_viz.curves."""
 import streamlit as st
 
-from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
-from gspo_viz.curves import ratio_grid
+from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario
 from gspo_viz.plots import clip_explorer_figure
 from gspo_viz.settings import Settings
 from gspo_viz.style import fmt
-from gspo_viz.ui.cache import cached_clip_curve
+from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
 from gspo_viz.ui.state import control, require_app
 
 require_app()
@@ -56,11 +55,12 @@ marked = control("ce_token", lambda v, k: st.selectbox(
                           f"“{scenario.responses[choices[j][0]].tokens[choices[j][1]]}”"), 0)
 i, t = choices[marked]
 try:
-    res = run_scenario(scenario, "grpo")
+    key = scenario_key(st.session_state.scenario)
+    res = objective_view(key, "grpo", 300).result
     r_tok = float(res.explanation.token_ratio[i, t])
     adv = res.advantages[i]
     A = float(adv) if adv.dim() == 0 else float(adv[t])
-    gspo_res = run_scenario(scenario, "gspo")
+    gspo_res = objective_view(key, "gspo", 300).result
     s_i = float(gspo_res.explanation.seq_ratio[i])
     st.markdown(f"Marked token: r = **{fmt(r_tok)}**, A = **{fmt(A)}** (so it sits on the "
                 f"{'A > 0' if A > 0 else 'A < 0' if A < 0 else 'A = 0 (no gradient at all)'} curves); its response's "
@@ -71,7 +71,7 @@ except ScenarioError as e:
 
 
 def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker_x):
-    curves = {n: cached_clip_curve(n, tuple(grid), sign, SETTINGS[n]) for n in names}
+    curves = {n: cached_clip_curve(n, grid, sign, SETTINGS[n]) for n in names}
     marker = (marker_x, "marked token") if marker_x is not None and (A > 0) == (sign > 0) and A != 0 else None
     left, right = st.columns(2)
     left.plotly_chart(clip_explorer_figure(curves, "value", sign, x_title, marker), key=f"v{sign}{x_title}",
@@ -80,7 +80,7 @@ def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker
                        config=PLOT_CONFIG)
 
 
-grid = ratio_grid(x_max / 2, x_max / 2, n=401, low=0.01)
+grid = (x_max / 2, x_max / 2, 401, 0.01)  # ratio_grid's parameters
 for sign, label in ((1.0, "A > 0 (a better-than-average answer)"), (-1.0, "A < 0 (a worse-than-average answer)")):
     st.subheader(label)
     if chosen:
@@ -94,12 +94,12 @@ g_high = control("ce_gspo_high", lambda v, k: g2.number_input("GSPO ε_high", 0.
                                                               key=k), 4e-4)
 span = max(5 * max(g_low, g_high), 1e-3)
 gspo_settings = Settings(eps_low=g_low, eps_high=g_high)
-sgrid = ratio_grid(1.0, span, n=401)
+sgrid = (1.0, span, 401, 1e-3)
 st.caption(f"GSPO clips s_i to [{fmt(1 - g_low)}, {fmt(1 + g_high)}]: a band {fmt(g_low + g_high)} wide, about "
            f"{(0.4 / max(g_low + g_high, 1e-9)):.0f}× narrower than GRPO's [0.8, 1.2] on r. Because s_i is a geometric "
            "mean over the response, it moves far less than single token ratios do.")
 for sign in (1.0, -1.0):
-    curves = {"gspo": cached_clip_curve("gspo", tuple(sgrid), sign, gspo_settings)}
+    curves = {"gspo": cached_clip_curve("gspo", sgrid, sign, gspo_settings)}
     marker = (s_i, "marked response") if s_i is not None and (A > 0) == (sign > 0) and A != 0 \
         and abs(s_i - 1) <= span else None
     left, right = st.columns(2)

@@ -210,8 +210,10 @@ def test_heatmap_cells_hold_the_core_numbers():
     res = example("movie_five_tokens")
     z = grad_heatmap(res).to_dict()["data"][0]["z"]
     assert z[0] == pytest.approx(res.explanation.grad_weight[0].tolist())
-    text = ratio_heatmap(res).to_dict()["data"][0]["text"][0]
-    assert text == ["《▲", "肖申克▲", "的救赎》", "，", "很好看▲"]
+    data = ratio_heatmap(res).to_dict()["data"]
+    symbols = data[1]                                # clip symbols only on the clipped cells
+    assert symbols["x"] == ["1", "2", "5"] and symbols["text"] == ["▲", "▲", "▲"]
+    assert data[2]["text"] == ["《", "肖申克", "的救赎》", "，", "很好看"]  # short responses show their tokens
 
 
 def test_advantage_panel_conventions():

@@ -39,8 +39,11 @@ def objective_view(key: str, name: str, height: int) -> ObjectiveView:
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
-def cached_clip_curve(name: str, grid: tuple, adv_sign: float, settings: Settings) -> ClipCurve:
-    return clip_curve(name, list(grid), adv_sign, settings)
+def cached_clip_curve(name: str, grid: tuple[float, float, int, float], adv_sign: float,
+                      settings: Settings) -> ClipCurve:
+    """clip_curve on ratio_grid(*grid): the grid's parameters are the cache key, not its 400 points."""
+    from ..curves import ratio_grid
+    return clip_curve(name, ratio_grid(*grid), adv_sign, settings)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
