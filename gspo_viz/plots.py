@@ -21,9 +21,13 @@ FONT = dict(family="Source Sans Pro, sans-serif", size=12)
 
 def _figure(data: list[dict], title: str, height: int, color: Optional[str] = None, **layout) -> go.Figure:
     """A figure from plain specs, unvalidated for speed (tests validate every builder's output once)."""
-    base = dict(title=dict(text=title, font=dict(color=color or "#222", size=14)), height=height,
-                margin=dict(l=10, r=10, t=40, b=10), font=FONT, plot_bgcolor="white")
-    return go.Figure(dict(data=data, layout=base | layout), _validate=False)
+    base = dict(title=dict(text=title, font=dict(color=color or "#222", size=14), x=0.01, xanchor="left"),
+                height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, plot_bgcolor="white",
+                paper_bgcolor="white")
+    layout = base | layout
+    for axis in ("xaxis", "yaxis"):  # room for tick labels (the pages draw without Streamlit's theme: faster)
+        layout[axis] = dict(automargin=True, gridcolor="#eee") | layout.get(axis, {})
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
 
 
 def _row_labels(res: ScenarioResult) -> list[str]:

@@ -14,12 +14,11 @@ from gspo_viz.tables import (add_response, add_token, remove_response, remove_to
                              tables_to_scenario, where_in_tables)
 from gspo_viz.ui.cache import objective_view, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
-from gspo_viz.ui.widgets import OBJECTIVE_NAMES, clip_legend, objective_header, settings_controls
+from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header, settings_controls
 
 require_app()
 
 ss = st.session_state
-PLOT_CONFIG = {"displayModeBar": False}
 
 st.title("Token Lab")
 st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
@@ -31,7 +30,8 @@ objectives = control("cmp", lambda v, k: st.multiselect(
 settings_controls(objectives)
 
 # ----------------------------------------------------------------------------------------------- the group
-with st.expander("The group: edit probabilities and rewards", expanded=False):
+def edit_group(objectives: list[str]) -> None:
+    """The editable tables, the add/remove buttons and the sampler (built only while editing is on)."""
     log_space = control("log", lambda v, k: st.toggle("Edit log-probabilities instead of probabilities", value=v,
                                                       key=k), False)
     mode = "log" if log_space else "p"
@@ -107,8 +107,8 @@ def compare(scenario, objectives: list[str]) -> None:
             m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}")
             label = "sequences clipped" if "seq_clip_fraction" in ex.metrics else "tokens clipped"
             m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
-            st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", config=PLOT_CONFIG)
-            st.plotly_chart(view.grad_figure, key=f"grad_{name}", config=PLOT_CONFIG)
+            st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", **PLOT_ARGS)
+            st.plotly_chart(view.grad_figure, key=f"grad_{name}", **PLOT_ARGS)
             st.markdown(view.sentence)
     clip_legend()
 
@@ -118,7 +118,7 @@ def compare(scenario, objectives: list[str]) -> None:
     if first is not None and first.rewards is not None:
         panel = advantage_panel(first.shaped_rewards, first.explanation.settings.adv_eps)
         left, right = st.columns([3, 2])
-        left.plotly_chart(advantages_figure(panel), key="advantages", config=PLOT_CONFIG)
+        left.plotly_chart(advantages_figure(panel), key="advantages", **PLOT_ARGS)
         table = pd.DataFrame({"reward R": panel["rewards"], **panel["advantages"]},
                              index=[f"resp {i}" for i in range(len(panel["rewards"]))]).T
         right.dataframe(table, column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT) for c in table},
@@ -147,6 +147,10 @@ def compare(scenario, objectives: list[str]) -> None:
                 st.caption(f"{OBJECTIVES[name].title}: " + "; ".join(res.conventions))
 
 
+if control("edit", lambda v, k: st.toggle("Edit the group: probabilities, rewards, responses and tokens", value=v,
+                                          key=k), False):
+    with st.container(border=True):
+        edit_group(objectives)
 if ss.scenario.get("notes"):
     with st.expander(ss.scenario.get("title") or "Notes", expanded=False):
         st.markdown(ss.scenario["notes"])

@@ -8,11 +8,11 @@ from gspo_viz.plots import clip_explorer_figure
 from gspo_viz.settings import Settings
 from gspo_viz.style import fmt
 from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
+from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.ui.state import control, require_app
 
 require_app()
 
-PLOT_CONFIG = {"displayModeBar": False}
 TOKEN_LEVEL = [n for n in OBJECTIVES if n not in ("gspo", "gspo_token")]
 
 st.title("Clip Explorer")
@@ -75,9 +75,9 @@ def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker
     marker = (marker_x, "marked token") if marker_x is not None and (A > 0) == (sign > 0) and A != 0 else None
     left, right = st.columns(2)
     left.plotly_chart(clip_explorer_figure(curves, "value", sign, x_title, marker), key=f"v{sign}{x_title}",
-                      config=PLOT_CONFIG)
+                      **PLOT_ARGS)
     right.plotly_chart(clip_explorer_figure(curves, "grad", sign, x_title, marker), key=f"g{sign}{x_title}",
-                       config=PLOT_CONFIG)
+                       **PLOT_ARGS)
 
 
 grid = (x_max / 2, x_max / 2, 401, 0.01)  # ratio_grid's parameters
@@ -104,8 +104,8 @@ for sign in (1.0, -1.0):
         and abs(s_i - 1) <= span else None
     left, right = st.columns(2)
     left.plotly_chart(clip_explorer_figure(curves, "value", sign, "sequence ratio s_i", marker, height=300),
-                      key=f"gv{sign}", config=PLOT_CONFIG)
+                      key=f"gv{sign}", **PLOT_ARGS)
     right.plotly_chart(clip_explorer_figure(curves, "grad", sign, "sequence ratio s_i", marker, height=300),
-                       key=f"gg{sign}", config=PLOT_CONFIG)
+                       key=f"gg{sign}", **PLOT_ARGS)
 st.caption("GSPO's gradient weight per token is (1/G)·s_i·A_i/|y_i| on every token of the response; the curve shows "
            "s_i·A_i (one response of one token).")

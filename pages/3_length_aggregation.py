@@ -7,11 +7,11 @@ from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import lines_figure
 from gspo_viz.style import COLORS, DASHES, fmt
 from gspo_viz.ui.cache import cached_drift, cached_weights
+from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.ui.state import control, require_app
 
 require_app()
 
-PLOT_CONFIG = {"displayModeBar": False}
 st.title("Length & Aggregation")
 st.caption("Long and short answers in the same group: who gets how much gradient, and what the clip allows.")
 
@@ -30,7 +30,7 @@ st.plotly_chart(lines_figure(lengths, {names[n]: w for n, w in weights.items()},
                              "per-token gradient weight (A = 1, ratio 1) of an answer of length L", "length L",
                              "weight per token", log_y=True, colors={names[n]: COLORS[n] for n in weights},
                              dashes={names[n]: DASHES[n] for n in weights} | {names["gspo"]: "dash"}),
-                config=PLOT_CONFIG, key="weights")
+                **PLOT_ARGS, key="weights")
 w = {n: weights[n][lengths.index(top)] for n in weights}
 st.markdown(
     f"With G = {G} and the others at {other} tokens, a token of a {top}-token answer weighs "
@@ -55,7 +55,7 @@ st.plotly_chart(lines_figure(lens2, {"token clipping: (1+ε)^L": tok_hi, "token 
                              "whole-sequence ratio", log_y=True,
                              colors={"token clipping: (1+ε)^L": COLORS["grpo"], "token clipping: (1−ε)^L": COLORS["grpo"],
                                      "GSPO: (1+ε)^L": COLORS["gspo"], "GSPO: (1−ε)^L": COLORS["gspo"]}),
-                config=PLOT_CONFIG, key="band")
+                **PLOT_ARGS, key="band")
 st.markdown(f"At L = {lens2[-1]}, token clipping with ε = {eps_tok:g} still lets the whole answer's likelihood "
             f"ratio range over [{tok_lo[-1]:.3g}, {tok_hi[-1]:.3g}], while GSPO's band on s_i, "
             f"[{fmt(1 - eps_seq)}, {fmt(1 + eps_seq)}], is the same as [{seq_lo[-1]:.4g}, {seq_hi[-1]:.4g}] on the "
@@ -78,7 +78,7 @@ st.plotly_chart(lines_figure(lens3, series, f"how far s_i sits from 1 when one t
                                      f"GRPO's ε = {eps_tok:g} (on each token)": COLORS["grpo"]},
                              dashes={f"GSPO's ε = {gspo_eps:g}": "dash",
                                      f"GRPO's ε = {eps_tok:g} (on each token)": "dot"}),
-                config=PLOT_CONFIG, key="drift")
+                **PLOT_ARGS, key="drift")
 inside = [L for L, v in zip(lens3, s) if 1 - eps_seq <= v <= 1 + eps_seq]
 first_inside = inside[0] if inside else None
 token_ratio = drift_sequence_ratio([1], delta)[0]  # a one-token response: s = r = e^δ
@@ -105,7 +105,7 @@ if o_cache > o_max:
 lens4 = list(range(0, int(o_max * 1.15) + 1, max(1, o_max // 200)))
 pen = overlong_curve(lens4, o_max, o_cache)
 st.plotly_chart(lines_figure(lens4, {"R_length": pen}, "reward added for a response of length |y|", "length |y|",
-                             "penalty", colors={"R_length": COLORS["dapo"]}), config=PLOT_CONFIG, key="overlong")
+                             "penalty", colors={"R_length": COLORS["dapo"]}), **PLOT_ARGS, key="overlong")
 st.markdown(f"No penalty up to L_max − L_cache = **{o_max - o_cache}** tokens, then a linear ramp to −1 at "
             f"L_max = **{o_max}** (((L_max − L_cache) − |y|)/L_cache), and −1 beyond: enough to cancel a correct "
             "answer's reward of 1. DAPO's defaults are L_max = 20480 with L_cache = 4096 (its 16,384 + 4,096 "

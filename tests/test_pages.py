@@ -103,6 +103,7 @@ def test_token_lab_control_change_updates_the_numbers():
 
 def test_token_lab_bad_probability_keeps_the_last_valid_group():
     at = open_page(PAGES[0])
+    at.toggle(key=ctl("edit")).set_value(True).run()
     before = at.metric[0].value
     scenario_before = at.session_state["scenario"]
     key = f"tok_ed_{at.session_state['version']}_p"
@@ -127,6 +128,7 @@ def test_token_lab_bad_setting_message():
 
 def test_token_lab_add_response_and_sample():
     at = open_page(PAGES[0])
+    at.toggle(key=ctl("edit")).set_value(True).run()
     g = len(at.session_state["scenario"]["responses"])
     [b for b in at.button if b.label == "Add response"][0].click().run()
     assert len(at.session_state["scenario"]["responses"]) == g + 1 and not at.exception

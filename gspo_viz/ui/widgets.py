@@ -106,3 +106,7 @@ def objective_header(name: str) -> None:
 
 def clip_legend() -> None:
     st.caption("  ·  ".join(CLIP_MEANING.values()))
+
+# Every chart: no mode bar, and no Streamlit theme (the figures carry their own styling; skipping the theme makes
+# an edit-to-updated-chart about 130 ms faster in the browser).
+PLOT_ARGS = {"config": {"displayModeBar": False}, "theme": None}
