@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from .advantages import kl_derivative, kl_estimate
 from .objectives import CLIP_NAMES, OBJECTIVES
 from .scenario import ScenarioResult
@@ -200,7 +202,6 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
                                              rf"{n(gate)} \cdot {n(r)} \cdot {n(A)} = {n(fac * local)}", fac * local))
     total = fac * local
     if cfg.beta and resp.logp_ref is not None and fac:
-        import torch
         lr = resp.logp_ref[t]
         k = float(kl_estimate(torch.tensor(lp), torch.tensor(lr), cfg.kl))
         dk = float(kl_derivative(torch.tensor(lp), torch.tensor(lr), cfg.kl))

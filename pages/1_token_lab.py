@@ -27,7 +27,7 @@ st.caption("One group of answers, several objectives, the same numbers. Hover a 
 objectives = control("cmp", lambda v, k: st.multiselect(
     "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
     format_func=lambda n: OBJECTIVES[n].title), ["grpo", "gspo", "dual_clip"])
-settings_controls(objectives)
+settings_controls()
 
 # ----------------------------------------------------------------------------------------------- the group
 def edit_group(objectives: list[str]) -> None:

@@ -46,7 +46,7 @@ def scenario_sidebar() -> None:
                            file_name="scenario.json", mime="application/json", icon=":material/download:")
 
 
-def settings_controls(objectives: list[str]) -> None:
+def settings_controls() -> None:
     """ε's, c, advantage and KL controls that edit the scenario's settings; a bad value shows its message inline
     and is not applied (the charts keep the last valid settings)."""
     ss = st.session_state
