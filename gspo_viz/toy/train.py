@@ -1,0 +1,306 @@
+"""Train the toy policy with any objective of the core (its fast path): rollouts, advantages, μ minibatches, metrics.
+
+One Trainer per objective. Trainers made with the same seed start from the same weights and see the same prompts,
+so objectives compared side by side differ only by their objective.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..advantages import group_advantages, kl_estimate, overlong_penalty
+from ..objectives import NONE, OBJECTIVES, clip_decisions, objective_loss
+from ..settings import OBJECTIVES as OBJECTIVE_NAMES, Settings
+from . import tasks
+from .model import ModelConfig, ToyPolicy, positions_of
+
+
+class TrainConfigError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on. Invalid values raise TrainConfigError naming the field."""
+
+    objective: str = "grpo"
+    task: str = "sort"                 # sort | reverse
+    reward: str = "partial"            # partial | exact
+    min_digits: int = 2
+    max_digits: int = 4
+    prompts: int = 16                  # P prompts per step
+    group: int = 8                     # G responses per prompt
+    minibatches: int = 4               # μ: later minibatches are off-policy
+    lr: float = 3e-3
+    eps_low: Optional[float] = None    # None: the objective's default
+    eps_high: Optional[float] = None
+    dual_clip_c: float = 3.0
+    beta: float = 0.0                  # KL to the frozen initial policy
+    kl: str = "k3"
+    dynamic_sampling: bool = False
+    overlong_filter: bool = False
+    overlong_cache: int = 0            # soft overlong punishment over the last `overlong_cache` tokens (0: off)
+    moe: bool = False
+    n_experts: int = 4
+    top_k: int = 1
+    routing_replay: bool = False
+    aux_coef: float = 0.01             # weight of the MoE load-balancing term
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVE_NAMES:
+            raise TrainConfigError("objective", f"unknown {self.objective!r}; valid: {', '.join(OBJECTIVE_NAMES)}")
+        if self.task not in tasks.TASKS:
+            raise TrainConfigError("task", f"unknown {self.task!r}; valid: {', '.join(tasks.TASKS)}")
+        if self.reward not in ("partial", "exact"):
+            raise TrainConfigError("reward", "must be partial or exact")
+        if not 1 <= self.min_digits <= self.max_digits <= 12:
+            raise TrainConfigError("max_digits", "need 1 <= min_digits <= max_digits <= 12")
+        if self.group < 2:
+            raise TrainConfigError("group", f"a group advantage needs G >= 2 responses per prompt, got {self.group}")
+        if self.prompts < 1:
+            raise TrainConfigError("prompts", f"need at least 1 prompt per step, got {self.prompts}")
+        if not 1 <= self.minibatches <= self.prompts * self.group:
+            raise TrainConfigError("minibatches", f"μ must be in 1..P·G = {self.prompts * self.group} (the batch), "
+                                                  f"got {self.minibatches}")
+        if self.dual_clip_c <= 1:
+            raise TrainConfigError("dual_clip_c", f"c must be > 1, got {self.dual_clip_c}")
+        if not 0 < self.lr <= 1:
+            raise TrainConfigError("lr", f"must be in (0, 1], got {self.lr}")
+        if self.routing_replay and not self.moe:
+            raise TrainConfigError("routing_replay", "Routing Replay needs the MoE model (moe = true)")
+        try:
+            self.settings()
+        except ValueError as e:
+            raise TrainConfigError(getattr(e, "field", "settings"), str(e).split(": ", 1)[-1]) from None
+
+    @property
+    def max_new(self) -> int:
+        """Longest answer: the digits plus EOS."""
+        return self.max_digits + 1
+
+    def settings(self) -> Settings:
+        return Settings(objective=self.objective, eps_low=self.eps_low, eps_high=self.eps_high,
+                        dual_clip_c=self.dual_clip_c, beta=self.beta, kl=self.kl).resolved()
+
+    def with_(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+class TrainingStopped(RuntimeError):
+    """A loss, gradient or the policy itself became NaN or infinite; the trainer kept its last good state."""
+
+
+@dataclass
+class Rollout:
+    seq: Tensor            # (B, T) prompt + response, left-padded prompt, PAD after EOS
+    real: Tensor           # (B, T) bool: real tokens
+    resp: Tensor           # (B, T-1) float: positions of seq[:, 1:] that are response tokens (the loss mask)
+    logp_old: Tensor       # (B, T-1) log π_old of seq[:, 1:] recorded while sampling
+    experts: Optional[Tensor]  # (B, T-1, layers, k) experts used for each input token while sampling
+    rewards: Tensor        # (B,)
+    exact: Tensor          # (B,) bool
+    truncated: Tensor      # (B,) bool: no EOS within max_new
+    lengths: Tensor        # (B,) response lengths
+    digits: list[list[int]]
+
+
+def model_config(cfg: TrainConfig) -> ModelConfig:
+    return ModelConfig(vocab=tasks.VOCAB, max_len=cfg.max_digits * 2 + 4, n_actions=tasks.DIGITS, eos=tasks.EOS,
+                       moe=cfg.moe, n_experts=cfg.n_experts, top_k=cfg.top_k)
+
+
+@torch.inference_mode()
+def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_gen: torch.Generator) -> Rollout:
+    """Sample G responses per prompt with the KV cache, recording log-probs (and experts) as they are sampled."""
+    G = cfg.group
+    tok = prompts.tokens.repeat_interleave(G, dim=0)                          # (B, Tp)
+    digits = [d for d in prompts.digits for _ in range(G)]
+    B = tok.shape[0]
+    real = tok != tasks.PAD
+    logits, cache, experts, _ = model(tok, real, positions_of(real))
+    all_experts = [experts] if experts is not None else []
+    nxt_logits = logits[:, -1]
+    out_tokens, out_logp = [], []
+    done = torch.zeros(B, dtype=torch.bool)
+    for step in range(cfg.max_new):
+        if not bool(torch.isfinite(nxt_logits).all()):
+            raise TrainingStopped("the policy's logits are not finite, so it cannot sample; the run stopped")
+        logp_all = torch.log_softmax(nxt_logits, dim=-1)                      # (B, V)
+        t = torch.multinomial(logp_all.exp(), 1, generator=sample_gen).squeeze(-1)
+        t = torch.where(done, torch.full_like(t, tasks.PAD), t)
+        out_tokens.append(t)
+        out_logp.append(torch.where(done, torch.zeros(B), logp_all.gather(-1, t.clamp_max(tasks.VOCAB - 1)
+                                                                          .unsqueeze(-1)).squeeze(-1)))
+        done = done | (t == tasks.EOS)
+        if step == cfg.max_new - 1 or bool(done.all()):
+            break
+        is_real = t != tasks.PAD
+        pos = real.sum(-1, keepdim=True)                                      # next real position
+        real = torch.cat([real, is_real.unsqueeze(-1)], dim=1)
+        logits, cache, experts, _ = model(t.unsqueeze(-1), real, pos, cache)
+        if experts is not None:
+            all_experts.append(experts)
+        nxt_logits = logits[:, -1]
+    resp = torch.stack(out_tokens, dim=1)                                     # (B, n)
+    n = resp.shape[1]
+    seq = torch.cat([tok, resp], dim=1)
+    real_all = seq != tasks.PAD
+    Tp = tok.shape[1]
+    loss_mask = torch.zeros(B, seq.shape[1] - 1)
+    loss_mask[:, Tp - 1:] = (resp != tasks.PAD).float()
+    logp_old = torch.zeros(B, seq.shape[1] - 1)
+    logp_old[:, Tp - 1:] = torch.stack(out_logp, dim=1)
+    exp_in = None
+    if all_experts:
+        exp_in = torch.cat(all_experts, dim=1)                                # (B, Tp + n - 1, L, k)
+    rewards, exact, truncated, lengths = [], [], [], []
+    for i, row in enumerate(resp.tolist()):
+        r = [x for x in row if x != tasks.PAD]
+        value, ok = tasks.reward(cfg.task, digits[i], r, cfg.reward)
+        rewards.append(value)
+        exact.append(ok)
+        truncated.append(len(r) == 0 or r[-1] != tasks.EOS)
+        lengths.append(len(r))
+    return Rollout(seq, real_all, loss_mask, logp_old, exp_in, torch.tensor(rewards), torch.tensor(exact),
+                   torch.tensor(truncated), torch.tensor(lengths), digits)
+
+
+def sequence_logp(model: ToyPolicy, seq: Tensor, forced: Optional[Tensor] = None
+                  ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:
+    """log π(seq[:, t+1] | seq[:, :t+1]) for every t: (B, T-1); also experts, load-balancing term, entropy."""
+    inp = seq[:, :-1]
+    real = inp != tasks.PAD
+    logits, _, experts, balance = model(inp, real, positions_of(real), forced=forced)
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, seq[:, 1:].clamp_max(tasks.VOCAB - 1).unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, experts, balance, entropy
+
+
+@dataclass
+class Trainer:
+    cfg: TrainConfig
+    model: ToyPolicy = field(init=False)
+    reference: ToyPolicy = field(init=False)
+    step_count: int = 0
+    history: list = field(default_factory=list)
+
+    def __post_init__(self):
+        torch.manual_seed(self.cfg.seed)
+        self.model = ToyPolicy(model_config(self.cfg))
+        self.reference = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, foreach=True)
+        self.prompt_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        self.sample_gen = torch.Generator().manual_seed(self.cfg.seed + 2)
+        self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed + 3)
+        self.settings = self.cfg.settings()
+        self.last_rollout: Optional[Rollout] = None
+
+    def advantages(self, ro: Rollout) -> tuple[Tensor, Tensor, Tensor]:
+        """Advantages (B,), the loss mask after filtering, and the per-group no-signal flags (P,)."""
+        cfg = self.cfg
+        rewards = ro.rewards.double()
+        if cfg.overlong_cache:
+            rewards = rewards + overlong_penalty(ro.lengths, cfg.max_new, cfg.overlong_cache)
+        adv, stats = group_advantages(rewards.view(cfg.prompts, cfg.group), self.settings.advantage,
+                                      self.settings.std, self.settings.adv_eps)
+        mask = ro.resp.clone()
+        if cfg.dynamic_sampling:
+            mask = mask * (~stats.no_signal).repeat_interleave(cfg.group).float().unsqueeze(-1)
+        if cfg.overlong_filter:
+            mask = mask * (~ro.truncated).float().unsqueeze(-1)
+        return adv.view(-1).float(), mask, stats.no_signal
+
+    def step(self) -> dict:
+        """One rollout and μ minibatch updates; returns this step's metrics (also appended to history)."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self.model.eval()
+        prompts = tasks.sample_prompts(cfg.prompts, cfg.min_digits, cfg.max_digits, self.prompt_gen)
+        ro = rollout(self.model, cfg, prompts, self.sample_gen)
+        self.last_rollout = ro
+        adv, mask, no_signal = self.advantages(ro)
+        ref_logp = None
+        if cfg.beta:
+            with torch.no_grad():
+                ref_logp = sequence_logp(self.reference, ro.seq)[0]
+        B = ro.seq.shape[0]
+        order = torch.randperm(B, generator=self.shuffle_gen)
+        chunks = order.chunk(cfg.minibatches)
+        clip_tok, clip_seq, tok_n, seq_n, changed, changed_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        spread, kl_sum, ent_sum, grad_norms, first_clip = [], 0.0, 0.0, [], None
+        self.model.train()
+        for k, idx in enumerate(chunks):
+            m = mask[idx]
+            if m.sum() == 0:
+                continue
+            forced = ro.experts[idx] if (cfg.routing_replay and ro.experts is not None) else None
+            logp, experts, balance, entropy = sequence_logp(self.model, ro.seq[idx], forced)
+            loss = objective_loss(cfg.objective, logp, ro.logp_old[idx], adv[idx], m, self.settings,
+                                  None if ref_logp is None else ref_logp[idx])
+            if cfg.moe:
+                loss = loss + cfg.aux_coef * balance
+            if not torch.isfinite(loss):
+                raise TrainingStopped(f"step {self.step_count + 1}, minibatch {k + 1}: the loss is {loss.item()}; "
+                                      "the run stopped and kept its last good state")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise TrainingStopped(f"step {self.step_count + 1}, minibatch {k + 1}: the gradient norm is "
+                                      f"{norm.item()}; the run stopped and kept its last good state")
+            self.optimizer.step()
+            grad_norms.append(float(norm))
+            with torch.no_grad():
+                lp, lo = logp.detach(), ro.logp_old[idx]
+                codes = clip_decisions(cfg.objective, lp, lo, adv[idx], m, self.settings)
+                valid = m > 0
+                n_tok = float(valid.sum())
+                clipped = float(((codes != NONE) & valid).sum())
+                clip_tok += clipped
+                tok_n += n_tok
+                rows = valid.any(-1)
+                clip_seq += float((((codes != NONE) & valid).any(-1) & rows).sum())
+                seq_n += float(rows.sum())
+                if k == 0:
+                    first_clip = clipped / max(n_tok, 1.0)
+                spread.append((lp - lo)[valid])
+                kl_sum += float(kl_estimate(lp, lo, "k3")[valid].sum())   # KL(old‖new) per token, k3 estimate
+                ent_sum += float(entropy.detach()[valid].sum())
+                if experts is not None and ro.experts is not None and forced is None:
+                    inp_real = ro.seq[idx][:, :-1] != tasks.PAD
+                    diff = (experts != ro.experts[idx]).any(-1).any(-1)       # (mb, T-1): any layer changed
+                    changed += float((diff & inp_real).sum())
+                    changed_n += float(inp_real.sum())
+        self.step_count += 1
+        all_spread = torch.cat(spread) if spread else torch.zeros(1)
+        metrics = {
+            "step": self.step_count,
+            "reward": float(ro.rewards.mean()),
+            "accuracy": float(ro.exact.float().mean()),
+            "clip_fraction": clip_tok / max(tok_n, 1.0),
+            "seq_clip_fraction": clip_seq / max(seq_n, 1.0),
+            "first_minibatch_clip_fraction": first_clip if first_clip is not None else 0.0,
+            "log_ratio_std": float(all_spread.std()) if all_spread.numel() > 1 else 0.0,
+            "kl_old_new": kl_sum / max(tok_n, 1.0),
+            "entropy": ent_sum / max(tok_n, 1.0),
+            "response_length": float(ro.lengths.float().mean()),
+            "grad_norm": sum(grad_norms) / max(len(grad_norms), 1),
+            "no_signal_fraction": float(no_signal.float().mean()),
+            "expert_change_fraction": (changed / changed_n) if changed_n else (0.0 if cfg.moe else math.nan),
+            "step_time": time.perf_counter() - t0,
+        }
+        self.history.append(metrics)
+        return metrics

@@ -1,0 +1,157 @@
+"""The toy policy: tasks and rewards, on-policy log-probs, Routing Replay, the fast path, learning, determinism."""
+import math
+
+import pytest
+import torch
+
+from gspo_viz import explain
+from gspo_viz.objectives import objective_loss
+from gspo_viz.toy import tasks
+from gspo_viz.toy.train import (TrainConfig, TrainConfigError, Trainer, TrainingStopped, rollout,
+                                sequence_logp)
+
+EASY = dict(min_digits=1, max_digits=2)
+
+
+# ------------------------------------------------------------------------------------------------- tasks
+def test_rewards():
+    E = tasks.EOS
+    assert tasks.reward("sort", [3, 1, 2], [1, 2, 3, E]) == (1.0, True)
+    assert tasks.reward("reverse", [3, 1, 2], [2, 1, 3, E]) == (1.0, True)
+    # partial credit: 2 of 3 positions right
+    assert tasks.reward("sort", [3, 1, 2], [1, 2, 2, E])[0] == pytest.approx(2 / 3)
+    # one extra token: (3/3)·(1 − 1/3)
+    assert tasks.reward("sort", [3, 1, 2], [1, 2, 3, 3, E])[0] == pytest.approx(2 / 3)
+    assert tasks.reward("sort", [3, 1, 2], [1, 2, 3]) == (0.0, False)           # no EOS: truncated
+    assert tasks.reward("sort", [3, 1, 2], [1, 2, 2, E], "exact") == (0.0, False)
+
+
+def test_prompts_are_left_padded_and_seeded():
+    a = tasks.sample_prompts(5, 1, 4, torch.Generator().manual_seed(1))
+    b = tasks.sample_prompts(5, 1, 4, torch.Generator().manual_seed(1))
+    assert torch.equal(a.tokens, b.tokens) and a.digits == b.digits
+    for row, d in zip(a.tokens.tolist(), a.digits):
+        real = [t for t in row if t != tasks.PAD]
+        assert real == [tasks.BOS] + d + [tasks.SEP] and row[-1] == tasks.SEP
+
+
+# ------------------------------------------------------------------------------------------------- on-policy numbers
+@pytest.mark.parametrize("moe", [False, True])
+def test_sampled_log_probs_equal_the_training_forward(moe):
+    tr = Trainer(TrainConfig(moe=moe, seed=3))
+    tr.model.eval()
+    prompts = tasks.sample_prompts(16, 2, 4, torch.Generator().manual_seed(5))
+    ro = rollout(tr.model, tr.cfg, prompts, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        logp, experts, _, _ = sequence_logp(tr.model, ro.seq)
+    diff = ((logp - ro.logp_old) * ro.resp).abs().max().item()
+    assert diff < 1e-5, diff                         # far inside GSPO's ±3e-4 band
+    answered = ro.seq[:, 1:][ro.resp.bool()]             # every response token is in the action space
+    assert ro.resp.sum() > 0 and set(answered.tolist()) <= set(range(tasks.DIGITS)) | {tasks.EOS}
+    if moe:                                          # same weights, same tokens: the router chooses the same experts
+        inp_real = ro.seq[:, :-1] != tasks.PAD
+        assert torch.equal(experts[inp_real], ro.experts[inp_real])
+
+
+def test_first_minibatch_clips_nothing_under_gspo():
+    tr = Trainer(TrainConfig(objective="gspo", seed=0))
+    for _ in range(5):
+        assert tr.step()["first_minibatch_clip_fraction"] == 0.0
+
+
+def test_routing_replay_uses_the_rollouts_experts():
+    tr = Trainer(TrainConfig(moe=True, routing_replay=True, seed=1))
+    for _ in range(3):
+        tr.step()                                    # the policy moves away from the rollout's
+    ro = tr.last_rollout
+    forced = ro.experts
+    with torch.no_grad():
+        _, replayed, _, _ = sequence_logp(tr.model, ro.seq, forced)
+        _, free, _, _ = sequence_logp(tr.model, ro.seq)
+    assert torch.equal(replayed, forced)
+    inp_real = ro.seq[:, :-1] != tasks.PAD
+    changed = (free != forced).any(-1).any(-1)[inp_real].float().mean().item()
+    assert changed > 0                                # without replay some tokens would have used other experts
+
+
+def test_training_fast_path_equals_the_explain_path():
+    tr = Trainer(TrainConfig(objective="dual_clip", seed=2))
+    tr.step()
+    ro = tr.last_rollout
+    adv, mask, _ = tr.advantages(ro)
+    with torch.no_grad():
+        logp, _, _, _ = sequence_logp(tr.model, ro.seq)
+    fast = objective_loss("dual_clip", logp, ro.logp_old, adv, mask, tr.settings)
+    slow = explain("dual_clip", logp, ro.logp_old, adv, mask, tr.settings)
+    assert float(fast) == pytest.approx(slow.loss, rel=1e-5, abs=1e-7)
+
+
+# ------------------------------------------------------------------------------------------------- learning
+@pytest.mark.parametrize("objective", ["grpo", "gspo", "dual_clip"])
+def test_short_runs_raise_the_reward(objective):
+    tr = Trainer(TrainConfig(objective=objective, seed=0, **EASY))
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    rewards = [tr.step()["reward"] for _ in range(30)]
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.2, rewards
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+
+
+def test_same_seed_same_metrics_and_same_start():
+    a, b = Trainer(TrainConfig(seed=7)), Trainer(TrainConfig(seed=7))
+    ma = [a.step() for _ in range(3)]
+    mb = [b.step() for _ in range(3)]
+    for x, y in zip(ma, mb):
+        assert {k: v for k, v in x.items() if k != "step_time"} == {k: v for k, v in y.items() if k != "step_time"}
+    c = Trainer(TrainConfig(objective="gspo", seed=7))  # another objective from the same seed starts identically
+    d = Trainer(TrainConfig(objective="grpo", seed=7))
+    assert all(torch.equal(p, q) for p, q in zip(c.model.parameters(), d.model.parameters()))
+
+
+def test_metrics_are_complete_and_finite():
+    m = Trainer(TrainConfig(moe=True, seed=4)).step()
+    for key in ("reward", "accuracy", "clip_fraction", "seq_clip_fraction", "log_ratio_std", "kl_old_new",
+                "entropy", "response_length", "grad_norm", "no_signal_fraction", "expert_change_fraction",
+                "step_time"):
+        assert key in m and math.isfinite(m[key]), key
+
+
+def test_dynamic_sampling_masks_groups_without_signal():
+    tr = Trainer(TrainConfig(dynamic_sampling=True, reward="exact", seed=0))
+    tr.step()
+    ro = tr.last_rollout
+    adv, mask, no_signal = tr.advantages(ro)
+    assert no_signal.any()                            # at the start almost every group is all-wrong
+    rows = mask.sum(-1).view(tr.cfg.prompts, tr.cfg.group)
+    assert (rows[no_signal] == 0).all()
+
+
+# ------------------------------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("changes,field", [
+    ({"group": 1}, "group"), ({"minibatches": 1000}, "minibatches"), ({"dual_clip_c": 1.0}, "dual_clip_c"),
+    ({"routing_replay": True}, "routing_replay"), ({"objective": "ppo9"}, "objective"), ({"eps_low": 1.5}, "eps_low"),
+])
+def test_impossible_settings_are_refused(changes, field):
+    with pytest.raises(TrainConfigError) as e:
+        TrainConfig(**changes)
+    assert e.value.field == field
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_state(monkeypatch):
+    tr = Trainer(TrainConfig(seed=0))
+    tr.step()
+    good = [p.detach().clone() for p in tr.model.parameters()]
+    import gspo_viz.toy.train as train
+    real = train.objective_loss
+    monkeypatch.setattr(train, "objective_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(TrainingStopped, match="kept its last good state"):
+        tr.step()
+    assert all(torch.equal(a, b) for a, b in zip(good, tr.model.parameters()))
+    assert len(tr.history) == 1                       # the failed step left no metrics behind
+
+
+def test_nan_policy_stops_the_rollout_with_a_message():
+    tr = Trainer(TrainConfig(seed=0))
+    with torch.no_grad():
+        tr.model.head.weight.fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="not finite"):
+        tr.step()
