@@ -13,6 +13,7 @@ PAGES = {
     "clip_explorer": "pages/2_clip_explorer.py",
     "length": "pages/3_length_aggregation.py",
     "formula": "pages/4_formula_checker.py",
+    "train": "pages/5_train.py",
 }
 
 
@@ -37,6 +38,7 @@ def landing():
                    "link: it reopens exactly this view.")
         st.page_link(PAGES["token_lab"], label="Token Lab", icon=":material/grid_on:")
         st.page_link(PAGES["clip_explorer"], label="Clip Explorer", icon=":material/show_chart:")
+        st.page_link(PAGES["train"], label="Train a toy policy live", icon=":material/model_training:")
     with b:
         st.markdown("**Working through an example**")
         st.caption("The articles' worked examples, every step with its numbers, and where a popular explanation "
@@ -62,6 +64,7 @@ page = st.navigation([
     st.Page(PAGES["clip_explorer"], title="Clip Explorer", icon=":material/show_chart:"),
     st.Page(PAGES["length"], title="Length & Aggregation", icon=":material/straighten:"),
     st.Page(PAGES["formula"], title="Formula Checker", icon=":material/calculate:"),
+    st.Page(PAGES["train"], title="Train", icon=":material/model_training:"),
 ])
 boot()
 show_flash()

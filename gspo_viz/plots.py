@@ -180,3 +180,15 @@ def lines_figure(x: list, series: dict[str, list], title: str, x_title: str, y_t
     return _figure(data, title, height, xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
                    yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
                    legend=dict(orientation="h", y=-0.3))
+
+
+def runs_figure(series: dict[str, tuple[list, list]], colors: dict[str, str], dashes: dict[str, str], title: str,
+                y_title: str, height: int = 260, log_y: bool = False) -> go.Figure:
+    """Training curves: one line per run (x = step), coloured by objective."""
+    data = [dict(type="scatter", x=x, y=y, mode="lines", name=label,
+                 line=dict(color=colors.get(label), dash=dashes.get(label, "solid"), width=2.2),
+                 hovertemplate=label + ": %{y:.4g} at step %{x}<extra></extra>")
+            for label, (x, y) in series.items()]
+    return _figure(data, title, height, xaxis=dict(title=dict(text="step")),
+                   yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
+                   legend=dict(orientation="h", y=-0.35), margin=dict(l=10, r=10, t=36, b=10))

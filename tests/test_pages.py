@@ -221,3 +221,56 @@ def test_formula_checker_shows_the_articles_mistakes():
     at.selectbox(key=ctl("fc_token")).select(3).run()   # t = 4, r = 0.875
     shown = texts(at)
     assert "a ratio inside the range is not clipped" in shown and "shared/seeds/003" in shown
+
+
+# ------------------------------------------------------------------------------------------------------------ Train
+TRAIN = "pages/5_train.py"
+
+
+def click(at, label):
+    [b for b in at.button if b.label == label][0].click().run()
+    assert not at.exception, at.exception
+
+
+def test_train_page_start_a_few_steps_pause():
+    at = open_page(TRAIN)
+    assert "Press Start" in " ".join(i.value for i in at.info)
+    click(at, "Start")
+    at.run()
+    runs = at.session_state["train_runs"]
+    assert [r.label for r in runs] == ["GRPO", "GSPO", "Dual-Clip"] and all(r.trainer.step_count >= 1 for r in runs)
+    assert at.session_state["train_running"] is True
+    assert any("steps in all" in c.value for c in at.caption)
+    assert "GRPO: after" in texts(at)                      # the generated summary
+    click(at, "Pause")
+    counts = [r.trainer.step_count for r in at.session_state["train_runs"]]
+    at.run()
+    assert [r.trainer.step_count for r in at.session_state["train_runs"]] == counts  # paused: no training
+
+
+def test_train_page_same_seed_same_start_for_every_run():
+    at = open_page(TRAIN)
+    click(at, "Single step")
+    runs = at.session_state["train_runs"]
+    first = [r.trainer.history[0] for r in runs]
+    # same weights and prompts at step 1: the rollouts (rewards) are identical whatever the objective
+    assert len({m["reward"] for m in first}) == 1 and len({m["response_length"] for m in first}) == 1
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("ctl_tr_G_0", 1, "G >= 2"), ("ctl_tr_mu_0", 1000, "μ must be in 1..P·G"), ("ctl_tr_c_0", 1.0, "c must be > 1"),
+])
+def test_train_page_refuses_impossible_settings(key, value, words):
+    at = open_page(TRAIN)
+    at.number_input(key=key).set_value(value).run()
+    assert words in " ".join(e.value for e in at.error)
+    assert [b for b in at.button if b.label == "Start"][0].disabled
+
+
+def test_train_page_opens_a_group_in_the_token_lab():
+    at = open_page(TRAIN)
+    click(at, "Single step")
+    click(at, "Open this group in the Token Lab")
+    assert at.title[0].value == "Token Lab"
+    assert at.session_state["scenario"]["title"].startswith("GRPO, step 1: answers to")
+    assert at.multiselect[0].value == ["grpo", "gspo", "dual_clip"]

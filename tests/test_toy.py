@@ -155,3 +155,28 @@ def test_nan_policy_stops_the_rollout_with_a_message():
         tr.model.head.weight.fill_(float("nan"))
     with pytest.raises(TrainingStopped, match="not finite"):
         tr.step()
+
+
+# ------------------------------------------------------------------------------------------------- the page's helpers
+def test_presets_build_and_a_group_becomes_a_scenario():
+    from gspo_viz import parse_scenario, run_scenario
+    from gspo_viz.toy.session import PRESETS, group_scenario, make_runs, metrics_frame, summary, train_for
+    for name, preset in PRESETS.items():
+        base = TrainConfig(**preset["base"])
+        runs = make_runs(base, [(label, preset["base"] | over) for label, over in preset["runs"]])
+        assert len(runs) == len(preset["runs"])
+    runs = make_runs(TrainConfig(seed=0), [("GRPO", {"objective": "grpo"}), ("GSPO", {"objective": "gspo"})])
+    assert train_for(runs, 0.0, max_steps=2) == 2
+    scenario = group_scenario(runs[1], prompt=0)
+    scn = parse_scenario(scenario)                     # a valid scenario for the Token Lab
+    assert len(scn.responses) >= 1 and scn.settings.objective == "gspo"
+    res = run_scenario(scn, "gspo")
+    ro = runs[1].trainer.last_rollout
+    G = runs[1].trainer.cfg.group
+    kept = [i for i in range(G) if ro.resp[i].sum() > 0]   # answers with at least one token
+    assert [r.reward for r in scn.responses] == [float(ro.rewards[i]) for i in kept]
+    assert res.explanation.seq_ratio is not None
+    frame = metrics_frame(runs)
+    assert list(frame["run"]) == ["GRPO", "GSPO"] and "clip_fraction" in frame
+    text = summary(runs)
+    assert "GRPO: after 1 steps" in text and "GSPO: after 1 steps" in text

@@ -1,0 +1,141 @@
+"""Runs compared side by side on the Train page: presets, time-boxed training, the sample viewer and summaries.
+
+No Streamlit here: the page keeps a list of Runs in its session and calls these functions.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pandas as pd
+import torch
+
+from ..objectives import OBJECTIVES
+from . import tasks
+from .train import TrainConfig, Trainer, TrainingStopped, sequence_logp
+
+
+@dataclass
+class Run:
+    label: str
+    trainer: Trainer
+    error: Optional[str] = None          # set when the run stopped (NaN); the trainer keeps its last good state
+
+    @property
+    def objective(self) -> str:
+        return self.trainer.cfg.objective
+
+
+PRESETS: dict[str, dict] = {
+    "GRPO vs GSPO vs Dual-Clip on sort": {
+        "about": "The three objectives from the same seed on 'sort the digits' with a dense model.",
+        "base": {"task": "sort"},
+        "runs": [("GRPO", {"objective": "grpo"}), ("GSPO", {"objective": "gspo"}),
+                 ("Dual-Clip", {"objective": "dual_clip"})],
+    },
+    "MoE without Routing Replay": {
+        "about": "A mixture-of-experts policy (4 experts, top-1). GRPO with and without Routing Replay, and GSPO "
+                 "without it: the GSPO paper reports that GRPO needs Routing Replay to converge on MoE models.",
+        "base": {"task": "sort", "moe": True},
+        "runs": [("GRPO", {"objective": "grpo"}), ("GRPO + Routing Replay", {"objective": "grpo",
+                                                                           "routing_replay": True}),
+                 ("GSPO", {"objective": "gspo"})],
+    },
+    "GSPO's tiny clip range vs 0.2": {
+        "about": "GSPO with its paper's ε (3e-4 / 4e-4) against GSPO with GRPO's 0.2: on the sequence ratio, "
+                 "0.2 almost never binds.",
+        "base": {"task": "sort"},
+        "runs": [("GSPO ε 3e-4/4e-4", {"objective": "gspo"}),
+                 ("GSPO ε 0.2", {"objective": "gspo", "eps_low": 0.2, "eps_high": 0.2})],
+    },
+}
+
+
+def make_runs(base: TrainConfig, specs: list[tuple[str, dict]]) -> list[Run]:
+    """One Run per (label, overrides), all from the same base config (so the same seed, weights and prompts)."""
+    return [Run(label, Trainer(base.with_(**overrides))) for label, overrides in specs]
+
+
+def train_for(runs: list[Run], seconds: float, max_steps: Optional[int] = None) -> int:
+    """Step the runs round-robin for about `seconds` (at least one step each); returns the steps taken."""
+    start, taken = time.perf_counter(), 0
+    active = [r for r in runs if r.error is None]
+    while active:
+        for r in active:
+            try:
+                r.trainer.step()
+                taken += 1
+            except TrainingStopped as e:
+                r.error = str(e)
+        active = [r for r in active if r.error is None]
+        if time.perf_counter() - start >= seconds or (max_steps is not None and taken >= max_steps):
+            break
+    return taken
+
+
+def metrics_frame(runs: list[Run]) -> pd.DataFrame:
+    rows = [{"run": r.label, "objective": r.objective} | m for r in runs for m in r.trainer.history]
+    return pd.DataFrame(rows)
+
+
+def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
+    """The G responses to one prompt of the run's last rollout as a scenario for the Token Lab:
+    p_old as sampled, p_new under the current policy, the rewards, the run's objective and ε."""
+    tr = run.trainer
+    ro = tr.last_rollout
+    if ro is None:
+        return None
+    G = tr.cfg.group
+    idx = list(range(prompt * G, (prompt + 1) * G))
+    with torch.no_grad():
+        logp_new, _, _, _ = sequence_logp(tr.model, ro.seq[idx])
+    responses = []
+    for row, i in enumerate(idx):
+        pos = ro.resp[i].nonzero().flatten().tolist()
+        toks = [tasks.NAMES[int(ro.seq[i, p + 1])] for p in pos]
+        responses.append({"tokens": toks, "logp_old": [float(ro.logp_old[i, p]) for p in pos],
+                          "logp_new": [min(0.0, float(logp_new[row, p])) for p in pos],
+                          "reward": float(ro.rewards[i]), "truncated": bool(ro.truncated[i])})
+    responses = [r for r in responses if r["tokens"]]
+    s = tr.settings
+    settings = {"objective": tr.cfg.objective, "dual_clip_c": tr.cfg.dual_clip_c}
+    if tr.cfg.eps_low is not None:
+        settings["eps_low"] = tr.cfg.eps_low
+    if tr.cfg.eps_high is not None:
+        settings["eps_high"] = tr.cfg.eps_high
+    prompt_len = tr.cfg.max_digits + 2                    # PAD… BOS d1 … dn SEP
+    prompt_text = tasks.detokenize([int(t) for t in ro.seq[idx[0]][:prompt_len]])
+    return {"title": f"{run.label}, step {tr.step_count}: answers to {prompt_text} ({tr.cfg.task})",
+            "notes": f"The {len(responses)} answers the toy policy sampled at step {tr.step_count} for the prompt "
+                     f"{prompt_text} (task: {tr.cfg.task}). p_old is the probability when sampled; p_new is under "
+                     f"the policy after this step's {tr.cfg.minibatches} minibatch updates. Objective "
+                     f"{OBJECTIVES[s.objective].title}.",
+            "responses": responses, "settings": settings}
+
+
+def summary(runs: list[Run]) -> str:
+    """One sentence per run from its history: reward and accuracy now, clip fraction, and for the MoE the expert
+    changes. Only what was computed."""
+    parts = []
+    for r in runs:
+        h = r.trainer.history
+        if not h:
+            continue
+        last = h[-1]
+        tail = h[-10:]
+        mean = lambda k: sum(m[k] for m in tail) / len(tail)  # noqa: E731
+        text = (f"{r.label}: after {last['step']} steps the mean reward is {mean('reward'):.3f} and exact "
+                f"accuracy {mean('accuracy'):.0%} (last 10 steps); {mean('clip_fraction'):.1%} of tokens clipped")
+        best = max(range(len(h)), key=lambda k: h[k]["reward"])
+        if h[best]["reward"] - last["reward"] > 0.3:
+            text += f"; its reward fell from {h[best]['reward']:.3f} at step {best + 1}"
+        ec = mean("expert_change_fraction")
+        if not math.isnan(ec) and r.trainer.cfg.moe:
+            text += ("; Routing Replay fixed the experts" if r.trainer.cfg.routing_replay else
+                     f"; {ec:.1%} of tokens changed experts between the rollout and the update")
+        if r.error:
+            text += f". Stopped: {r.error}"
+        parts.append(text + ".")
+    return " ".join(parts)

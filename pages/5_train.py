@@ -1,0 +1,171 @@
+"""Train: a toy policy trained live by the core's objectives, several objectives side by side from the same seed.
+
+Layout only: the model, the training and every number come from gspo_viz.toy."""
+import json
+
+import streamlit as st
+
+from gspo_viz.objectives import OBJECTIVES
+from gspo_viz.plots import ratio_heatmap, runs_figure
+from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
+from gspo_viz.style import COLORS, DASHES
+from gspo_viz.toy.session import PRESETS, group_scenario, make_runs, metrics_frame, summary, train_for
+from gspo_viz.toy.train import TrainConfig, TrainConfigError
+from gspo_viz.ui.state import control, require_app, set_scenario
+from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
+
+require_app()
+ss = st.session_state
+st.title("Train")
+st.caption("A tiny transformer learns to sort (or reverse) digits, trained by the same objective code as the other "
+           "pages. Runs start from the same seed, the same weights and the same prompts, so they differ only by "
+           "their objective. Each step samples P prompts × G answers, then updates in μ minibatches: the later "
+           "minibatches are off-policy, so clipping really acts.")
+
+# ------------------------------------------------------------------------------------------------ settings
+preset = control("tr_preset", lambda v, k: st.selectbox("Preset", ["(your own)"] + list(PRESETS),
+                                                        index=(["(your own)"] + list(PRESETS)).index(v), key=k),
+                 "GRPO vs GSPO vs Dual-Clip on sort")
+if preset != "(your own)":
+    fixed = ", ".join(f"{k} = {v}" for k, v in PRESETS[preset]["base"].items())
+    st.caption(f"{PRESETS[preset]['about']} The preset sets {fixed} and the runs' objectives; the other settings "
+               "below apply.")
+c1, c2, c3, c4 = st.columns(4)
+task = control("tr_task", lambda v, k: c1.selectbox("Task", ["sort", "reverse"], index=["sort", "reverse"].index(v),
+                                                    key=k), "sort")
+moe = control("tr_moe", lambda v, k: c2.toggle("Mixture of experts (4 experts, top-1)", value=v, key=k), False)
+replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
+reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
+                                                        index=["partial", "exact"].index(v), key=k), "partial")
+objectives = control("tr_objectives", lambda v, k: st.multiselect(
+    "Objectives (your own runs, 1 to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
+    format_func=lambda n: OBJECTIVES[n].title, disabled=preset != "(your own)"), ["grpo", "gspo", "dual_clip"])
+k1, k2, k3, k4, k5, k6 = st.columns(6)
+lr = control("tr_lr", lambda v, k: k1.number_input("lr", 1e-4, 1.0, v, format="%.4f", key=k), 3e-3)
+P = control("tr_P", lambda v, k: k2.number_input("P prompts", 1, 64, v, key=k), 16)
+G = control("tr_G", lambda v, k: k3.number_input("G answers", 1, 32, v, key=k), 8)
+mu = control("tr_mu", lambda v, k: k4.number_input("μ minibatches", 1, 4096, v, key=k), 4)
+c = control("tr_c", lambda v, k: k5.number_input("Dual-Clip c", 0.5, 20.0, v, step=0.5, key=k), 3.0)
+beta = control("tr_beta", lambda v, k: k6.number_input("β (KL)", 0.0, 1.0, v, step=0.01, key=k), 0.0)
+d1, d2, d3 = st.columns(3)
+digits = control("tr_digits", lambda v, k: d1.slider("digits per prompt", 1, 8, tuple(v), key=k), [2, 4])
+seed = control("tr_seed", lambda v, k: d2.number_input("seed", 0, 10_000, v, key=k), 0)
+own_eps = control("tr_own_eps", lambda v, k: d3.toggle("each objective uses its paper's ε", value=v, key=k), True)
+eps = None if own_eps else control("tr_eps", lambda v, k: d3.number_input("ε (low and high)", 0.0, 0.9, v,
+                                                                          step=0.01, key=k), 0.2)
+
+try:
+    base = TrainConfig(task=task, reward=reward, moe=moe, routing_replay=replay and moe, lr=float(lr), prompts=int(P),
+                       group=int(G), minibatches=int(mu), dual_clip_c=float(c), beta=float(beta),
+                       min_digits=int(digits[0]), max_digits=int(digits[1]), seed=int(seed),
+                       eps_low=eps, eps_high=eps)
+    if preset != "(your own)":
+        specs = [(label, PRESETS[preset]["base"] | over) for label, over in PRESETS[preset]["runs"]]
+    else:
+        specs = [(OBJECTIVES[n].title, {"objective": n}) for n in objectives]
+    configs = [base.with_(**over) for _, over in specs]
+    error = None if specs else "choose at least one objective"
+except TrainConfigError as e:
+    specs, configs, error = [], [], str(e)
+if error:
+    st.error(f"These settings cannot train: {error}.", icon=":material/error:")
+
+# ------------------------------------------------------------------------------------------------ controls
+ss.setdefault("train_runs", None)
+ss.setdefault("train_running", False)
+stale = ss.train_runs is not None and [r.trainer.cfg for r in ss.train_runs] != configs
+b1, b2, b3, b4 = st.columns(4)
+if b1.button("Start", icon=":material/play_arrow:", disabled=bool(error) or ss.train_running):
+    if ss.train_runs is None or stale:
+        ss.train_runs = make_runs(base, specs)
+    ss.train_running = True
+if b2.button("Pause", icon=":material/pause:", disabled=not ss.train_running):
+    ss.train_running = False
+if b3.button("Single step", icon=":material/skip_next:", disabled=bool(error)):
+    if ss.train_runs is None or stale:
+        ss.train_runs = make_runs(base, specs)
+    train_for(ss.train_runs, 0.0, max_steps=len(ss.train_runs))
+if b4.button("Reset", icon=":material/restart_alt:", disabled=bool(error)):
+    ss.train_runs = make_runs(base, specs)
+    ss.train_running = False
+if stale and not error:
+    st.info("The settings changed since these runs started: Reset (or Start) to train with them.",
+            icon=":material/info:")
+
+METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
+           ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
+           ("kl_old_new", "KL(old ‖ new) per token", True), ("expert_change_fraction", "tokens whose experts changed",
+                                                               False)]
+
+
+@st.fragment(run_every=0.5 if ss.train_running else None)
+def live():
+    runs = ss.train_runs
+    if runs is None:
+        st.info("Press Start or Single step to train.", icon=":material/model_training:")
+        return
+    if ss.train_running:
+        train_for(runs, 0.35)
+        if all(r.error for r in runs):
+            ss.train_running = False
+    for r in runs:
+        if r.error:
+            st.error(f"{r.label} stopped: {r.error}", icon=":material/error:")
+    steps = sum(r.trainer.step_count for r in runs)
+    busy = sum(m["step_time"] for r in runs for m in r.trainer.history)
+    st.caption(f"{'Training' if ss.train_running else 'Paused'}: {steps} steps in all "
+               f"({max(r.trainer.step_count for r in runs)} per run), {steps / busy if busy else 0:.1f} steps/s.")
+    colors, dashes, seen = {}, {}, {}
+    for r in runs:
+        colors[r.label] = COLORS[r.objective]
+        seen[r.objective] = seen.get(r.objective, -1) + 1
+        dashes[r.label] = ["solid", "dash", "dot", "dashdot"][seen[r.objective] % 4]
+    moe_runs = any(r.trainer.cfg.moe for r in runs)
+    cols = st.columns(3)
+    shown = [m for m in METRICS if m[0] != "expert_change_fraction" or moe_runs]
+    for n, (key, title, log_y) in enumerate(shown):
+        series = {r.label: ([m["step"] for m in r.trainer.history], [m[key] for m in r.trainer.history])
+                  for r in runs}
+        cols[n % 3].plotly_chart(runs_figure(series, colors, dashes, title, key, log_y=log_y), key=f"curve_{key}",
+                                 **PLOT_ARGS)
+    st.markdown(summary(runs))
+
+
+live()
+
+# ------------------------------------------------------------------------------------------------ samples
+runs = ss.train_runs
+if runs and any(r.trainer.last_rollout is not None for r in runs):
+    st.subheader("Sample viewer: one prompt's G answers at the current step")
+    s1, s2 = st.columns(2)
+    which = s1.selectbox("Run", [r.label for r in runs], key="tr_view_run")
+    run = next(r for r in runs if r.label == which)
+    prompt = s2.number_input("Prompt", 0, run.trainer.cfg.prompts - 1, 0, key="tr_view_prompt")
+    scenario = group_scenario(run, int(prompt))
+    if scenario is None or not scenario["responses"]:
+        st.info("No answers to show yet.")
+    else:
+        st.markdown(f"**{scenario['title']}**")
+        names = list(dict.fromkeys(r.objective for r in runs))
+        parsed = parse_scenario(scenario)
+        for col, name in zip(st.columns(len(names)), names):
+            try:
+                res = run_scenario(parsed, name)
+            except ScenarioError as e:
+                col.warning(f"{OBJECTIVES[name].title}: {e}")
+                continue
+            col.plotly_chart(ratio_heatmap(res, height=max(230, 120 + 26 * len(parsed.responses))),
+                             key=f"sample_{name}", **PLOT_ARGS)
+        if st.button("Open this group in the Token Lab", icon=":material/open_in_new:"):
+            set_scenario(scenario)
+            ss.ctl["cmp"] = names
+            st.switch_page("pages/1_token_lab.py")
+
+    frame = metrics_frame(runs)
+    dl1, dl2 = st.columns(2)
+    dl1.download_button("Download the metrics (CSV)", frame.to_csv(index=False, float_format="%.10g"),
+                        file_name="train_metrics.csv", mime="text/csv", icon=":material/download:")
+    settings = [{"label": r.label} | {f: getattr(r.trainer.cfg, f) for f in r.trainer.cfg.__dataclass_fields__}
+                for r in runs]
+    dl2.download_button("Download the settings (JSON)", json.dumps(settings, indent=1), file_name="train_settings.json",
+                        mime="application/json", icon=":material/download:")
