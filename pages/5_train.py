@@ -2,19 +2,24 @@
 
 Layout only: the model, the training and every number come from gspo_viz.toy."""
 import json
+import time
 
 import streamlit as st
+import torch
 
 from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import ratio_heatmap, runs_figure
 from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.style import COLORS, DASHES
-from gspo_viz.toy.session import PRESETS, group_scenario, make_runs, metrics_frame, summary, train_for
+from gspo_viz.toy.session import PRESETS, Background, group_scenario, make_runs, metrics_frame, summary
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
 
 require_app()
+# One intra-op thread: the toy's tensors are tiny (2 threads are no faster, measured), and on a 2-core machine
+# shared with the browser, spinning intra-op workers slow everything down. Process-wide, like any torch setting.
+torch.set_num_threads(1)
 ss = st.session_state
 st.title("Train")
 st.caption("A tiny transformer learns to sort (or reverse) digits, trained by the same objective code as the other "
@@ -71,26 +76,38 @@ if error:
     st.error(f"These settings cannot train: {error}.", icon=":material/error:")
 
 # ------------------------------------------------------------------------------------------------ controls
-ss.setdefault("train_runs", None)
-ss.setdefault("train_running", False)
-stale = ss.train_runs is not None and [r.trainer.cfg for r in ss.train_runs] != configs
+# The runs train in a background thread owned by this session (ss.train_bg); the page only draws.
+ss.setdefault("train_bg", None)
+bg = ss.train_bg
+stale = bg is not None and [r.trainer.cfg for r in bg.runs] != configs
+
+
+def fresh_runs() -> Background:
+    if ss.train_bg is not None:
+        ss.train_bg.pause()
+    ss.train_bg = Background(make_runs(base, specs))
+    return ss.train_bg
+
+
 b1, b2, b3, b4 = st.columns(4)
-if b1.button("Start", icon=":material/play_arrow:", disabled=bool(error) or ss.train_running):
-    if ss.train_runs is None or stale:
-        ss.train_runs = make_runs(base, specs)
-    ss.train_running = True
-if b2.button("Pause", icon=":material/pause:", disabled=not ss.train_running):
-    ss.train_running = False
+running = bg is not None and bg.running
+if b1.button("Start", icon=":material/play_arrow:", disabled=bool(error) or running):
+    bg = fresh_runs() if bg is None or stale else bg
+    bg.start()
+    st.rerun()  # redraw the buttons (Pause enabled) and switch the charts to live refresh
+if b2.button("Pause", icon=":material/pause:", disabled=not running):
+    bg.pause()
+    st.rerun()
 if b3.button("Single step", icon=":material/skip_next:", disabled=bool(error)):
-    if ss.train_runs is None or stale:
-        ss.train_runs = make_runs(base, specs)
-    train_for(ss.train_runs, 0.0, max_steps=len(ss.train_runs))
+    bg = fresh_runs() if bg is None or stale else bg
+    bg.step_once()
 if b4.button("Reset", icon=":material/restart_alt:", disabled=bool(error)):
-    ss.train_runs = make_runs(base, specs)
-    ss.train_running = False
+    bg = fresh_runs()
+    st.rerun()
 if stale and not error:
     st.info("The settings changed since these runs started: Reset (or Start) to train with them.",
             icon=":material/info:")
+running = bg is not None and bg.running
 
 METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
            ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
@@ -98,22 +115,20 @@ METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (t
                                                                False)]
 
 
-@st.fragment(run_every=0.5 if ss.train_running else None)
+@st.fragment(run_every=0.4 if running else None)
 def live():
-    runs = ss.train_runs
-    if runs is None:
+    bg = ss.train_bg
+    if bg is None:
         st.info("Press Start or Single step to train.", icon=":material/model_training:")
         return
-    if ss.train_running:
-        train_for(runs, 0.35)
-        if all(r.error for r in runs):
-            ss.train_running = False
+    bg.heartbeat = time.time()                     # the page is still watching: keep training
+    runs = bg.runs
     for r in runs:
         if r.error:
             st.error(f"{r.label} stopped: {r.error}", icon=":material/error:")
     steps = sum(r.trainer.step_count for r in runs)
     busy = sum(m["step_time"] for r in runs for m in r.trainer.history)
-    st.caption(f"{'Training' if ss.train_running else 'Paused'}: {steps} steps in all "
+    st.caption(f"{'Training' if bg.running else 'Paused'}: {steps} steps in all "
                f"({max(r.trainer.step_count for r in runs)} per run), {steps / busy if busy else 0:.1f} steps/s.")
     colors, dashes, seen = {}, {}, {}
     for r in runs:
@@ -134,14 +149,16 @@ def live():
 live()
 
 # ------------------------------------------------------------------------------------------------ samples
-runs = ss.train_runs
+runs = bg.runs if bg is not None else None
 if runs and any(r.trainer.last_rollout is not None for r in runs):
     st.subheader("Sample viewer: one prompt's G answers at the current step")
+    st.caption("Drawn when the page last ran in full (any click); pause to inspect the latest step.")
     s1, s2 = st.columns(2)
     which = s1.selectbox("Run", [r.label for r in runs], key="tr_view_run")
     run = next(r for r in runs if r.label == which)
     prompt = s2.number_input("Prompt", 0, run.trainer.cfg.prompts - 1, 0, key="tr_view_prompt")
-    scenario = group_scenario(run, int(prompt))
+    with bg.lock:                                  # the model is not read while the thread updates it
+        scenario = group_scenario(run, int(prompt))
     if scenario is None or not scenario["responses"]:
         st.info("No answers to show yet.")
     else:

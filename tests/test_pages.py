@@ -233,25 +233,32 @@ def click(at, label):
 
 
 def test_train_page_start_a_few_steps_pause():
+    import time
     at = open_page(TRAIN)
     assert "Press Start" in " ".join(i.value for i in at.info)
     click(at, "Start")
+    bg = at.session_state["train_bg"]
+    deadline = time.time() + 30
+    while min(r.trainer.step_count for r in bg.runs) < 2 and time.time() < deadline:
+        time.sleep(0.2)                                  # the session's background thread trains
     at.run()
-    runs = at.session_state["train_runs"]
-    assert [r.label for r in runs] == ["GRPO", "GSPO", "Dual-Clip"] and all(r.trainer.step_count >= 1 for r in runs)
-    assert at.session_state["train_running"] is True
+    assert not at.exception
+    assert [r.label for r in bg.runs] == ["GRPO", "GSPO", "Dual-Clip"] and bg.running
+    assert all(r.trainer.step_count >= 2 for r in bg.runs)
     assert any("steps in all" in c.value for c in at.caption)
     assert "GRPO: after" in texts(at)                      # the generated summary
     click(at, "Pause")
-    counts = [r.trainer.step_count for r in at.session_state["train_runs"]]
+    assert not bg.running
+    counts = [r.trainer.step_count for r in bg.runs]
+    time.sleep(0.5)
     at.run()
-    assert [r.trainer.step_count for r in at.session_state["train_runs"]] == counts  # paused: no training
+    assert [r.trainer.step_count for r in bg.runs] == counts  # paused: no training
 
 
 def test_train_page_same_seed_same_start_for_every_run():
     at = open_page(TRAIN)
     click(at, "Single step")
-    runs = at.session_state["train_runs"]
+    runs = at.session_state["train_bg"].runs
     first = [r.trainer.history[0] for r in runs]
     # same weights and prompts at step 1: the rollouts (rewards) are identical whatever the objective
     assert len({m["reward"] for m in first}) == 1 and len({m["response_length"] for m in first}) == 1

@@ -180,3 +180,24 @@ def test_presets_build_and_a_group_becomes_a_scenario():
     assert list(frame["run"]) == ["GRPO", "GSPO"] and "clip_fraction" in frame
     text = summary(runs)
     assert "GRPO: after 1 steps" in text and "GSPO: after 1 steps" in text
+
+
+def test_background_training_starts_pauses_and_stops_when_nobody_watches():
+    import time
+    from gspo_viz.toy.session import Background, make_runs
+    bg = Background(make_runs(TrainConfig(seed=0), [("GRPO", {"objective": "grpo"})]), idle_stop=1.0)
+    bg.start()
+    deadline = time.time() + 20
+    while bg.runs[0].trainer.step_count < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert bg.running and bg.runs[0].trainer.step_count >= 2
+    bg.pause()
+    assert not bg.running
+    n = bg.runs[0].trainer.step_count
+    bg.step_once()
+    assert bg.runs[0].trainer.step_count == n + 1 and not bg.running
+    bg.start()                                       # no heartbeat for idle_stop seconds: the thread ends itself
+    deadline = time.time() + 20
+    while bg.running and time.time() < deadline:
+        time.sleep(0.1)
+    assert not bg.running

@@ -139,3 +139,53 @@ def summary(runs: list[Run]) -> str:
             text += f". Stopped: {r.error}"
         parts.append(text + ".")
     return " ".join(parts)
+
+
+class Background:
+    """Trains a session's runs in a background thread, so the page only draws and stays responsive.
+
+    One per browser session (kept in its session state, never shared). The thread stops on pause, when every run
+    has stopped, or when the page has not asked for news for `idle_stop` seconds (the tab was closed).
+    """
+
+    def __init__(self, runs: list[Run], idle_stop: float = 15.0):
+        import threading
+        self.runs = runs
+        self.lock = threading.Lock()      # held while training a step and while reading the model
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.idle_stop = idle_stop
+        self.heartbeat = time.time()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        import threading
+        if self.running:
+            return
+        self._stop.clear()
+        self.heartbeat = time.time()
+        self._thread = threading.Thread(target=self._loop, name="gspo-viz-train", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if time.time() - self.heartbeat > self.idle_stop:
+                break
+            with self.lock:
+                train_for(self.runs, 0.0, max_steps=len(self.runs))
+            if all(r.error for r in self.runs):
+                break
+
+    def pause(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def step_once(self) -> None:
+        """One step of every run, in the caller's thread (the Single step button)."""
+        self.pause()
+        with self.lock:
+            train_for(self.runs, 0.0, max_steps=len(self.runs))
