@@ -17,6 +17,6 @@ def test_landing_page_says_what_the_tool_is_and_offers_three_ways_in():
         assert words in text
     links = {p.proto.page: p.proto.label for p in at.get("page_link")}
     assert links == {"token_lab": "Token Lab", "clip_explorer": "Clip Explorer", "formula_checker": "Formula Checker",
-                     "length_aggregation": "Length & Aggregation"}
+                     "length_aggregation": "Length & Aggregation", "train": "Train a toy policy live"}
     assert "python -m gspo_viz explain" in at.code[0].value
     assert set(at.query_params) == {"s", "v"}  # the view is in the link from the first run
