@@ -79,8 +79,9 @@ class Block(nn.Module):
         else:
             self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
 
-    def forward(self, x: Tensor, key_mask: Tensor, cache: Optional[tuple[Tensor, Tensor]],
+    def forward(self, x: Tensor, allowed: Tensor, cache: Optional[tuple[Tensor, Tensor]],
                 forced: Optional[Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor], Optional[Tensor], Tensor]:
+        """allowed (B, 1, T, S): which keys each query may attend to (see attention_mask)."""
         B, T, D = x.shape
         H = self.cfg.n_heads
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=-1)
@@ -88,12 +89,7 @@ class Block(nn.Module):
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        S = k.shape[2]
-        causal = torch.ones(T, S, dtype=torch.bool).tril(S - T)                 # (T, S)
-        itself = torch.zeros(T, S, dtype=torch.bool)
-        itself[torch.arange(T), S - T + torch.arange(T)] = True                # a padding query sees itself: no NaN
-        allowed = (causal.unsqueeze(0) & key_mask[:, None, :]) | itself         # (B, T, S)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1))
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         x = x + self.proj(att.transpose(1, 2).reshape(B, T, D))
         h = self.ln2(x)
         if self.cfg.moe:
@@ -130,9 +126,10 @@ class ToyPolicy(nn.Module):
         Returns logits (B, T, V), the new cache, experts (B, T, n_layers, k) or None, load-balancing term.
         """
         x = self.tok(tokens) + self.pos(positions.clamp(0, self.cfg.max_len - 1))
+        allowed = attention_mask(key_mask, tokens.shape[1])                   # once for every layer
         new_cache, experts, balance = [], [], x.new_zeros(())
         for layer, block in enumerate(self.blocks):
-            x, kv, e, b = block(x, key_mask, None if cache is None else cache[layer],
+            x, kv, e, b = block(x, allowed, None if cache is None else cache[layer],
                                 None if forced is None else forced[:, :, layer])
             new_cache.append(kv)
             balance = balance + b
@@ -140,6 +137,16 @@ class ToyPolicy(nn.Module):
                 experts.append(e)
         logits = self.head(self.ln(x)).masked_fill(~self.allowed, -1e9)  # -1e9, not -inf: entropy stays finite
         return logits, new_cache, torch.stack(experts, dim=2) if experts else None, balance / len(self.blocks)
+
+
+def attention_mask(key_mask: Tensor, T: int) -> Tensor:
+    """(B, 1, T, S): causal over the last T of S keys, real keys only; a padding query also sees itself (so no row
+    is empty and no NaN appears)."""
+    S = key_mask.shape[1]
+    causal = torch.ones(T, S, dtype=torch.bool).tril(S - T)                    # (T, S)
+    itself = torch.zeros(T, S, dtype=torch.bool)
+    itself[torch.arange(T), S - T + torch.arange(T)] = True
+    return ((causal.unsqueeze(0) & key_mask[:, None, :]) | itself).unsqueeze(1)
 
 
 def positions_of(mask: Tensor) -> Tensor:

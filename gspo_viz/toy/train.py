@@ -184,7 +184,8 @@ def sequence_logp(model: ToyPolicy, seq: Tensor, forced: Optional[Tensor] = None
     logits, _, experts, balance = model(inp, real, positions_of(real), forced=forced)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, seq[:, 1:].clamp_max(tasks.VOCAB - 1).unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.no_grad():                                    # a metric, not part of the loss
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, experts, balance, entropy
 
 
@@ -238,8 +239,7 @@ class Trainer:
         B = ro.seq.shape[0]
         order = torch.randperm(B, generator=self.shuffle_gen)
         chunks = order.chunk(cfg.minibatches)
-        clip_tok, clip_seq, tok_n, seq_n, changed, changed_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        spread, kl_sum, ent_sum, grad_norms, first_clip = [], 0.0, 0.0, [], None
+        updated, changed, changed_n, grad_norms, first_clip = [], 0.0, 0.0, [], None
         self.model.train()
         for k, idx in enumerate(chunks):
             m = mask[idx]
@@ -263,29 +263,34 @@ class Trainer:
                                       f"{norm.item()}; the run stopped and kept its last good state")
             self.optimizer.step()
             grad_norms.append(float(norm))
-            with torch.no_grad():
-                lp, lo = logp.detach(), ro.logp_old[idx]
+            updated.append((idx, logp.detach(), entropy))
+            if experts is not None and ro.experts is not None and forced is None:
+                inp_real = ro.seq[idx][:, :-1] != tasks.PAD
+                diff = (experts != ro.experts[idx]).any(-1).any(-1)           # (mb, T-1): any layer changed
+                changed += float((diff & inp_real).sum())
+                changed_n += float(inp_real.sum())
+        # metrics of the whole step at once: each minibatch's log-probs as they were when it was updated
+        with torch.no_grad():
+            if updated:
+                idx = torch.cat([u[0] for u in updated])
+                lp = torch.cat([u[1] for u in updated])
+                ent = torch.cat([u[2] for u in updated])
+                lo, m = ro.logp_old[idx], mask[idx]
                 codes = clip_decisions(cfg.objective, lp, lo, adv[idx], m, self.settings)
                 valid = m > 0
-                n_tok = float(valid.sum())
-                clipped = float(((codes != NONE) & valid).sum())
-                clip_tok += clipped
-                tok_n += n_tok
+                clipped = (codes != NONE) & valid
+                tok_n = float(valid.sum())
+                first = len(updated[0][0])
+                first_clip = float(clipped[:first].sum()) / max(float(valid[:first].sum()), 1.0)
                 rows = valid.any(-1)
-                clip_seq += float((((codes != NONE) & valid).any(-1) & rows).sum())
-                seq_n += float(rows.sum())
-                if k == 0:
-                    first_clip = clipped / max(n_tok, 1.0)
-                spread.append((lp - lo)[valid])
-                kl_sum += float(kl_estimate(lp, lo, "k3")[valid].sum())   # KL(old‖new) per token, k3 estimate
-                ent_sum += float(entropy.detach()[valid].sum())
-                if experts is not None and ro.experts is not None and forced is None:
-                    inp_real = ro.seq[idx][:, :-1] != tasks.PAD
-                    diff = (experts != ro.experts[idx]).any(-1).any(-1)       # (mb, T-1): any layer changed
-                    changed += float((diff & inp_real).sum())
-                    changed_n += float(inp_real.sum())
+                clip_tok, clip_seq, seq_n = float(clipped.sum()), float((clipped.any(-1) & rows).sum()), float(rows.sum())
+                all_spread = (lp - lo)[valid]
+                kl_sum = float(kl_estimate(lp, lo, "k3")[valid].sum())      # KL(old‖new) per token, k3 estimate
+                ent_sum = float(ent[valid].sum())
+            else:
+                clip_tok = clip_seq = tok_n = seq_n = kl_sum = ent_sum = 0.0
+                all_spread = torch.zeros(1)
         self.step_count += 1
-        all_spread = torch.cat(spread) if spread else torch.zeros(1)
         metrics = {
             "step": self.step_count,
             "reward": float(ro.rewards.mean()),
