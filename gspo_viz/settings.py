@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 OBJECTIVES = ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo")

@@ -125,7 +125,7 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
             deltas = [b - a for a, b in zip(resp.logp_old, resp.logp_new)]
             mean_delta = sum(deltas) / L
             s = float(ex.seq_ratio[i])
-            shown = " + ".join(n(d) for d in deltas) if L <= 6 else rf"\sum_t \Delta_{{i,t}}"
+            shown = " + ".join(n(d) for d in deltas) if L <= 6 else r"\sum_t \Delta_{i,t}"
             steps.append(Step("mean log-ratio over the response",
                               rf"\bar\Delta_i = ({shown}) / {L} = {n(mean_delta)}", mean_delta))
             steps.append(Step("sequence ratio", rf"s_i = e^{{\bar\Delta_i}} = {n(s)}", s))

@@ -10,7 +10,7 @@ import torch
 from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import ratio_heatmap, runs_figure
 from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
-from gspo_viz.style import COLORS, DASHES
+from gspo_viz.style import COLORS
 from gspo_viz.toy.session import PRESETS, Background, group_scenario, make_runs, metrics_frame, summary
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario

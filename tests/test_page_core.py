@@ -1,12 +1,10 @@
 """The core behind the pages: links, tables, curves, formula steps, sentences, figures and sampling."""
 import json
 import math
-import re
 from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
-import torch
 
 from gspo_viz import OBJECTIVES, ScenarioError, Settings, load_scenario, parse_scenario, run_scenario
 from gspo_viz.advantages import advantage_panel

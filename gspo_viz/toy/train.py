@@ -16,16 +16,14 @@ import torch
 from torch import Tensor
 
 from ..advantages import group_advantages, kl_estimate, overlong_penalty
-from ..objectives import NONE, OBJECTIVES, clip_decisions, objective_loss
-from ..settings import OBJECTIVES as OBJECTIVE_NAMES, Settings
+from ..objectives import NONE, clip_decisions, objective_loss
+from ..settings import OBJECTIVES as OBJECTIVE_NAMES, Settings, SettingsError
 from . import tasks
 from .model import ModelConfig, ToyPolicy, positions_of
 
 
-class TrainConfigError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
+class TrainConfigError(SettingsError):
+    """A training setting is invalid: `field` names it, the message says what would be valid."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,6 @@ def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_g
             all_experts.append(experts)
         nxt_logits = logits[:, -1]
     resp = torch.stack(out_tokens, dim=1)                                     # (B, n)
-    n = resp.shape[1]
     seq = torch.cat([tok, resp], dim=1)
     real_all = seq != tasks.PAD
     Tp = tok.shape[1]
