@@ -99,9 +99,25 @@ def drift_sequence_ratio(lengths: list[int], delta: float) -> list[float]:
     return terms.seq_ratio.tolist()
 
 
+def drift_curves(lengths: list[int], delta: float) -> tuple[list[float], list[float]]:
+    """(s_i, |s_i − 1|) for the drift of drift_sequence_ratio, from one run of the gspo objective."""
+    s = drift_sequence_ratio(lengths, delta)
+    return s, [abs(x - 1) for x in s]
+
+
 def drift_distance(lengths: list[int], delta: float) -> list[float]:
     """|s_i − 1| for the drift of drift_sequence_ratio: how far the response sits from GSPO's centre."""
-    return [abs(s - 1) for s in drift_sequence_ratio(lengths, delta)]
+    return drift_curves(lengths, delta)[1]
+
+
+def within_band(ratio: float, eps_low: float, eps_high: float) -> bool:
+    """Is the ratio inside the clip range [1 − ε_low, 1 + ε_high]?"""
+    return 1 - eps_low <= ratio <= 1 + eps_high
+
+
+def first_length_within(lengths: list[int], ratios: list[float], eps_low: float, eps_high: float) -> Optional[int]:
+    """The first length whose ratio lies inside [1 − ε_low, 1 + ε_high], or None."""
+    return next((L for L, r in zip(lengths, ratios) if within_band(r, eps_low, eps_high)), None)
 
 
 def overlong_curve(lengths: list[int], l_max: int, l_cache: int) -> list[float]:

@@ -95,8 +95,8 @@ g_high = control("ce_gspo_high", lambda v, k: g2.number_input("GSPO ε_high", 0.
 span = max(5 * max(g_low, g_high), 1e-3)
 gspo_settings = Settings(eps_low=g_low, eps_high=g_high)
 sgrid = (1.0, span, 401, 1e-3)
-st.caption(f"GSPO clips s_i to [{fmt(1 - g_low)}, {fmt(1 + g_high)}]: a band {fmt(g_low + g_high)} wide, about "
-           f"{(0.4 / max(g_low + g_high, 1e-9)):.0f}× narrower than GRPO's [0.8, 1.2] on r. Because s_i is a geometric "
+st.caption(f"GSPO clips s_i to [{fmt(1 - g_low)}, {fmt(1 + g_high)}]: a band {fmt(g_low + g_high)} wide, against "
+           f"0.4 for GRPO's [0.8, 1.2] on r. Because s_i is a geometric "
            "mean over the response, it moves far less than single token ratios do.")
 for sign in (1.0, -1.0):
     curves = {"gspo": cached_clip_curve("gspo", sgrid, sign, gspo_settings)}

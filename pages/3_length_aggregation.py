@@ -2,7 +2,8 @@
 overlong punishment. Layout only: the numbers come from gspo_viz.curves."""
 import streamlit as st
 
-from gspo_viz.curves import drift_sequence_ratio, overlong_curve, sequence_ratio_band
+from gspo_viz.curves import (drift_sequence_ratio, first_length_within, overlong_curve, sequence_ratio_band,
+                             within_band)
 from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import lines_figure
 from gspo_viz.style import COLORS, DASHES, fmt
@@ -79,10 +80,9 @@ st.plotly_chart(lines_figure(lens3, series, f"how far s_i sits from 1 when one t
                              dashes={f"GSPO's ε = {gspo_eps:g}": "dash",
                                      f"GRPO's ε = {eps_tok:g} (on each token)": "dot"}),
                 **PLOT_ARGS, key="drift")
-inside = [L for L, v in zip(lens3, s) if 1 - eps_seq <= v <= 1 + eps_seq]
-first_inside = inside[0] if inside else None
+first_inside = first_length_within(lens3, s, eps_seq, eps_seq)
 token_ratio = drift_sequence_ratio([1], delta)[0]  # a one-token response: s = r = e^δ
-clipped = not 1 - eps_tok <= token_ratio <= 1 + eps_tok
+clipped = not within_band(token_ratio, eps_tok, eps_tok)
 st.markdown(
     f"The drifting token's own ratio is e^δ = **{token_ratio:.4g}** at every length, "
     + (f"outside GRPO's [{fmt(1 - eps_tok)}, {fmt(1 + eps_tok)}]: token clipping acts on it however long the answer. "

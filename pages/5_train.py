@@ -1,6 +1,7 @@
 """Train: a toy policy trained live by the core's objectives, several objectives side by side from the same seed.
 
 Layout only: the model, the training and every number come from gspo_viz.toy."""
+import dataclasses
 import json
 import time
 
@@ -182,7 +183,6 @@ if runs and any(r.trainer.last_rollout is not None for r in runs):
     dl1, dl2 = st.columns(2)
     dl1.download_button("Download the metrics (CSV)", frame.to_csv(index=False, float_format="%.10g"),
                         file_name="train_metrics.csv", mime="text/csv", icon=":material/download:")
-    settings = [{"label": r.label} | {f: getattr(r.trainer.cfg, f) for f in r.trainer.cfg.__dataclass_fields__}
-                for r in runs]
+    settings = [{"label": r.label} | dataclasses.asdict(r.trainer.cfg) for r in runs]
     dl2.download_button("Download the settings (JSON)", json.dumps(settings, indent=1), file_name="train_settings.json",
                         mime="application/json", icon=":material/download:")

@@ -119,6 +119,16 @@ def test_length_curves():
     assert overlong_curve([10, 17, 20, 30], 20, 4) == pytest.approx([0, -0.25, -1, -1])
 
 
+def test_band_helpers():
+    from gspo_viz.curves import drift_curves, first_length_within, within_band
+    assert within_band(0.8, 0.2, 0.2) and within_band(1.2, 0.2, 0.2) and not within_band(1.21, 0.2, 0.2)
+    lengths = [1, 10, 100, 1000, 3000]
+    s, dist = drift_curves(lengths, 1.0)                # exp(1/L) − 1 <= 4e-4 first at L >= 2500.5
+    assert dist == pytest.approx([abs(x - 1) for x in s])
+    assert first_length_within(lengths, s, 4e-4, 4e-4) == 3000
+    assert first_length_within(lengths, s, 1e-6, 1e-6) is None
+
+
 # ---------------------------------------------------------------------------------------------------------- steps
 @pytest.mark.parametrize("name", ALL)
 def test_steps_end_in_the_autograd_weight_and_their_sum_matches(name):

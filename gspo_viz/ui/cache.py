@@ -54,5 +54,5 @@ def cached_weights(lengths: tuple, G: int, other_len: int, max_tokens: int) -> d
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_drift(lengths: tuple, delta: float) -> tuple[list, list]:
-    from ..curves import drift_distance, drift_sequence_ratio
-    return drift_sequence_ratio(list(lengths), delta), drift_distance(list(lengths), delta)
+    from ..curves import drift_curves
+    return drift_curves(list(lengths), delta)

@@ -7,7 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from ..scenario import MAX_FILE_BYTES, ScenarioError, loads, parse_scenario
-from ..settings import ADVANTAGE_MODES, KL_ESTIMATORS, OBJECTIVES as OBJECTIVE_NAMES_TUPLE, Settings, SettingsError
+from ..settings import (ADVANTAGE_MODES, COMMON_DEFAULTS, DEFAULTS, KL_ESTIMATORS, OBJECTIVES as OBJECTIVE_NAMES_TUPLE,
+                        Settings, SettingsError)
 from ..style import CLIP_MEANING, COLORS
 from .state import example_files, flash, read_example, set_scenario
 
@@ -51,6 +52,8 @@ def settings_controls() -> None:
     and is not applied (the charts keep the last valid settings)."""
     ss = st.session_state
     current = dict(ss.scenario.get("settings", {}))
+    # what an unset knob shows: the core's defaults (GRPO's ε for "one ε for every objective")
+    shown = COMMON_DEFAULTS | {"eps": DEFAULTS["grpo"]["eps_high"], "dual_clip_c": DEFAULTS["dual_clip"]["dual_clip_c"]}
     v = ss.version
     new = dict(current)
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1])
@@ -62,31 +65,31 @@ def settings_controls() -> None:
         new.pop("eps_low", None)
         new.pop("eps_high", None)
     else:
-        new["eps_low"] = c1.number_input("ε_low", value=float(current.get("eps_low") or 0.2), step=0.0001,
+        new["eps_low"] = c1.number_input("ε_low", value=float(current.get("eps_low") or shown["eps"]), step=0.0001,
                                          format="%.4f", key=f"eps_low_{v}")
-        new["eps_high"] = c2.number_input("ε_high", value=float(current.get("eps_high") or 0.2), step=0.0001,
+        new["eps_high"] = c2.number_input("ε_high", value=float(current.get("eps_high") or shown["eps"]), step=0.0001,
                                           format="%.4f", key=f"eps_high_{v}")
-    new["dual_clip_c"] = c3.number_input("Dual-Clip c", value=float(current.get("dual_clip_c") or 3.0), step=0.1,
+    new["dual_clip_c"] = c3.number_input("Dual-Clip c", value=float(current.get("dual_clip_c") or shown["dual_clip_c"]),
+                                         step=0.1,
                                          key=f"c_{v}", help="for A < 0 the term never falls below c·A; c > 1")
     a1, a2, a3, a4 = st.columns(4)
-    mode = current.get("advantage") or "group"
+    mode = current.get("advantage") or shown["advantage"]
     new["advantage"] = a1.selectbox("Advantage", ADVANTAGE_MODES, index=ADVANTAGE_MODES.index(mode),
                                     key=f"adv_{v}", format_func={"group": "group z-score", "mean": "mean-centred",
                                                                  "rloo": "RLOO"}.get,
                                     help="unless you choose here, Dr.GRPO uses its own mean-centring")
-    std = current.get("std") or "sample"
+    std = current.get("std") or shown["std"]
     new["std"] = a2.radio("std over", ["sample", "population"], index=["sample", "population"].index(std),
                           horizontal=True, key=f"std_{v}", format_func={"sample": "G − 1", "population": "G"}.get,
                           help="TRL and verl use the sample std (G − 1)")
-    new["beta"] = a3.number_input("β (KL weight)", value=float(current.get("beta") or 0.0), step=0.01,
+    new["beta"] = a3.number_input("β (KL weight)", value=float(current.get("beta") or shown["beta"]), step=0.01,
                                   format="%.3f", key=f"beta_{v}", help="needs p_ref or logp_ref on every response")
-    kl = current.get("kl") or "k3"
+    kl = current.get("kl") or shown["kl"]
     new["kl"] = a4.selectbox("KL estimator", KL_ESTIMATORS, index=KL_ESTIMATORS.index(kl), key=f"kl_{v}")
     # A knob the scenario leaves unset stays unset while it shows its default (so visiting a page changes nothing;
     # the advantage left unset lets each objective keep its own, e.g. Dr.GRPO's mean-centring).
-    for key, default in (("dual_clip_c", 3.0), ("advantage", "group"), ("std", "sample"), ("beta", 0.0),
-                         ("kl", "k3")):
-        if key not in current and new.get(key) == default:
+    for key in ("dual_clip_c", "advantage", "std", "beta", "kl"):
+        if key not in current and new.get(key) == shown[key]:
             new.pop(key, None)
     try:
         Settings.from_dict(new)
