@@ -9,10 +9,10 @@ import streamlit as st
 import torch
 
 from gspo_viz.objectives import OBJECTIVES
-from gspo_viz.plots import ratio_heatmap, runs_figure
+from gspo_viz.plots import ratio_heatmap, training_figure
 from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.style import COLORS
-from gspo_viz.toy.session import PRESETS, Background, group_scenario, make_runs, metrics_frame, summary
+from gspo_viz.toy.session import PRESETS, Background, curves, group_scenario, make_runs, metrics_frame, summary
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
@@ -137,13 +137,16 @@ def live():
         seen[r.objective] = seen.get(r.objective, -1) + 1
         dashes[r.label] = ["solid", "dash", "dot", "dashdot"][seen[r.objective] % 4]
     moe_runs = any(r.trainer.cfg.moe for r in runs)
-    cols = st.columns(3)
-    shown = [m for m in METRICS if m[0] != "expert_change_fraction" or moe_runs]
-    for n, (key, title, log_y) in enumerate(shown):
-        series = {r.label: ([m["step"] for m in r.trainer.history], [m[key] for m in r.trainer.history])
-                  for r in runs}
-        cols[n % 3].plotly_chart(runs_figure(series, colors, dashes, title, key, log_y=log_y), key=f"curve_{key}",
-                                 **PLOT_ARGS)
+    panels, every = [], 1
+    for key, title, log_y in METRICS:
+        if key == "expert_change_fraction" and not moe_runs:
+            continue
+        series, every = curves(runs, key)
+        panels.append((title, log_y, series))
+    st.plotly_chart(training_figure(panels, colors, dashes), key="curves", **PLOT_ARGS)
+    if every > 1:
+        st.caption(f"Each point is the mean of {every} consecutive steps, so long runs stay quick to draw; the CSV "
+                   "below has every step.")
     st.markdown(summary(runs))
 
 

@@ -201,3 +201,31 @@ def test_background_training_starts_pauses_and_stops_when_nobody_watches():
     while bg.running and time.time() < deadline:
         time.sleep(0.1)
     assert not bg.running
+
+
+def test_curves_average_buckets_of_steps_once_a_run_is_long():
+    from gspo_viz.toy.session import Run, curves
+    tr = Trainer(TrainConfig(seed=0))
+    tr.history = [{"step": s, "reward": float(s)} for s in range(1, 8)]      # rewards 1..7 at steps 1..7
+    run = Run("a", tr)
+    series, k = curves([run], "reward", max_points=10)                      # short: every step is a point
+    assert k == 1 and series["a"] == (list(range(1, 8)), [float(s) for s in range(1, 8)])
+    series, k = curves([run], "reward", max_points=3)                       # 7 steps, 3 points: k = ceil(7/3) = 3
+    # buckets {1,2,3} → mean 2 at step 3, {4,5,6} → 5 at step 6, the incomplete {7} → 7 at step 7
+    assert k == 3 and series["a"] == ([3, 6, 7], [2.0, 5.0, 7.0])
+
+
+def test_training_figure_one_panel_per_metric_with_the_values():
+    import plotly.graph_objects as go
+    from gspo_viz.plots import training_figure
+    panels = [("mean reward", False, {"GRPO": ([1, 2], [0.1, 0.2]), "GSPO": ([1, 2], [0.3, 0.4])}),
+              ("KL", True, {"GRPO": ([1, 2], [1e-3, 2e-3]), "GSPO": ([1, 2], [1e-4, 2e-4])})]
+    fig = training_figure(panels, {"GRPO": "#111111", "GSPO": "#222222"}, {"GSPO": "dash"}, columns=3)
+    d = go.Figure(fig.to_dict()).to_dict()                                  # raises on any invalid property
+    traces = d["data"]
+    assert [(t["name"], t["xaxis"], t["showlegend"]) for t in traces] == [
+        ("GRPO", "x", True), ("GSPO", "x", True), ("GRPO", "x2", False), ("GSPO", "x2", False)]
+    assert list(traces[3]["y"]) == [1e-4, 2e-4] and d["layout"]["yaxis2"]["type"] == "log"
+    assert traces[1]["line"]["dash"] == "dash" and traces[0]["line"]["color"] == "#111111"
+    x1, x2 = d["layout"]["xaxis"]["domain"], d["layout"]["xaxis2"]["domain"]
+    assert x1[1] < x2[0]                                                    # side by side, not overlapping

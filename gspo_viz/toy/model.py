@@ -81,7 +81,7 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, allowed: Tensor, cache: Optional[tuple[Tensor, Tensor]],
                 forced: Optional[Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor], Optional[Tensor], Tensor]:
-        """allowed (B, 1, T, S): which keys each query may attend to (see attention_mask)."""
+        """allowed (B, 1, T, S): 0 where a query may attend to a key, -inf where not (see attention_mask)."""
         B, T, D = x.shape
         H = self.cfg.n_heads
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=-1)
@@ -117,6 +117,8 @@ class ToyPolicy(nn.Module):
             allowed[:cfg.n_actions] = True
             allowed[cfg.eos] = True
         self.register_buffer("allowed", allowed, persistent=False)  # the action space: what the policy may output
+        # added to the logits: -1e9, not -inf, outside the action space, so the entropy stays finite
+        self.register_buffer("outside", (~allowed).float() * -1e9, persistent=False)
 
     def forward(self, tokens: Tensor, key_mask: Tensor, positions: Tensor, cache: Optional[list] = None,
                 forced: Optional[Tensor] = None) -> tuple[Tensor, list, Optional[Tensor], Tensor]:
@@ -135,18 +137,19 @@ class ToyPolicy(nn.Module):
             balance = balance + b
             if e is not None:
                 experts.append(e)
-        logits = self.head(self.ln(x)).masked_fill(~self.allowed, -1e9)  # -1e9, not -inf: entropy stays finite
+        logits = self.head(self.ln(x)) + self.outside
         return logits, new_cache, torch.stack(experts, dim=2) if experts else None, balance / len(self.blocks)
 
 
 def attention_mask(key_mask: Tensor, T: int) -> Tensor:
-    """(B, 1, T, S): causal over the last T of S keys, real keys only; a padding query also sees itself (so no row
-    is empty and no NaN appears)."""
+    """(B, 1, T, S) additive mask, 0 where allowed and -inf elsewhere: causal over the last T of S keys, real keys
+    only; a padding query also sees itself (so no row is empty and no NaN appears)."""
     S = key_mask.shape[1]
     causal = torch.ones(T, S, dtype=torch.bool).tril(S - T)                    # (T, S)
     itself = torch.zeros(T, S, dtype=torch.bool)
     itself[torch.arange(T), S - T + torch.arange(T)] = True
-    return ((causal.unsqueeze(0) & key_mask[:, None, :]) | itself).unsqueeze(1)
+    allowed = (causal.unsqueeze(0) & key_mask[:, None, :]) | itself           # (B, T, S)
+    return torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf")).unsqueeze(1)
 
 
 def positions_of(mask: Tensor) -> Tensor:

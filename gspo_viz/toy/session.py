@@ -80,6 +80,27 @@ def metrics_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, tuple[list, list]], int]:
+    """{run label: (steps, values)} of one metric, and the number of steps each point averages.
+
+    Up to max_points steps every step is a point; beyond, each point is the mean of k consecutive steps (placed at
+    the last of them), so a long run still draws quickly. k is the same for every run and is returned so the page
+    can say so.
+    """
+    longest = max((len(r.trainer.history) for r in runs), default=0)
+    k = max(1, -(-longest // max_points))
+    out = {}
+    for r in runs:
+        h = r.trainer.history
+        steps, values = [], []
+        for start in range(0, len(h), k):                          # the last bucket may hold fewer than k steps
+            chunk = h[start:start + k]
+            steps.append(chunk[-1]["step"])
+            values.append(sum(m[key] for m in chunk) / len(chunk))
+        out[r.label] = (steps, values)
+    return out, k
+
+
 def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
     """The G responses to one prompt of the run's last rollout as a scenario for the Token Lab:
     p_old as sampled, p_new under the current policy, the rewards, the run's objective and ε."""

@@ -122,13 +122,16 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_gen: torch.Generator) -> Rollout:
     """Sample G responses per prompt with the KV cache, recording log-probs (and experts) as they are sampled."""
     G = cfg.group
+    # the prompt is read once per prompt, then its cache is copied to its G answers
+    prompt_real = prompts.tokens != tasks.PAD                                 # (P, Tp)
+    logits, cache, experts, _ = model(prompts.tokens, prompt_real, positions_of(prompt_real))
+    cache = [(k.repeat_interleave(G, dim=0), v.repeat_interleave(G, dim=0)) for k, v in cache]
     tok = prompts.tokens.repeat_interleave(G, dim=0)                          # (B, Tp)
     digits = [d for d in prompts.digits for _ in range(G)]
     B = tok.shape[0]
     real = tok != tasks.PAD
-    logits, cache, experts, _ = model(tok, real, positions_of(real))
-    all_experts = [experts] if experts is not None else []
-    nxt_logits = logits[:, -1]
+    all_experts = [experts.repeat_interleave(G, dim=0)] if experts is not None else []
+    nxt_logits = logits[:, -1].repeat_interleave(G, dim=0)                   # (B, V)
     out_tokens, out_logp = [], []
     done = torch.zeros(B, dtype=torch.bool)
     for step in range(cfg.max_new):
@@ -198,7 +201,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = ToyPolicy(model_config(self.cfg))
         self.reference = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, foreach=True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=True)
         self.prompt_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.sample_gen = torch.Generator().manual_seed(self.cfg.seed + 2)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed + 3)
