@@ -22,6 +22,7 @@ require_app()
 # shared with the browser, spinning intra-op workers slow everything down. Process-wide, like any torch setting.
 torch.set_num_threads(1)
 ss = st.session_state
+D = TrainConfig()                                   # the defaults every control starts from
 st.title("Train")
 st.caption("A tiny transformer learns to sort (or reverse) digits, trained by the same objective code as the other "
            "pages. Runs start from the same seed, the same weights and the same prompts, so they differ only by "
@@ -38,24 +39,25 @@ if preset != "(your own)":
                "below apply.")
 c1, c2, c3, c4 = st.columns(4)
 task = control("tr_task", lambda v, k: c1.selectbox("Task", ["sort", "reverse"], index=["sort", "reverse"].index(v),
-                                                    key=k), "sort")
+                                                    key=k), D.task)
 moe = control("tr_moe", lambda v, k: c2.toggle("Mixture of experts (4 experts, top-1)", value=v, key=k), False)
 replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
 reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
-                                                        index=["partial", "exact"].index(v), key=k), "partial")
+                                                        index=["partial", "exact"].index(v), key=k), D.reward)
 objectives = control("tr_objectives", lambda v, k: st.multiselect(
     "Objectives (your own runs, 1 to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
     format_func=lambda n: OBJECTIVES[n].title, disabled=preset != "(your own)"), ["grpo", "gspo", "dual_clip"])
 k1, k2, k3, k4, k5, k6 = st.columns(6)
-lr = control("tr_lr", lambda v, k: k1.number_input("lr", 1e-4, 1.0, v, format="%.4f", key=k), 3e-3)
-P = control("tr_P", lambda v, k: k2.number_input("P prompts", 1, 64, v, key=k), 16)
-G = control("tr_G", lambda v, k: k3.number_input("G answers", 1, 32, v, key=k), 8)
-mu = control("tr_mu", lambda v, k: k4.number_input("μ minibatches", 1, 4096, v, key=k), 4)
-c = control("tr_c", lambda v, k: k5.number_input("Dual-Clip c", 0.5, 20.0, v, step=0.5, key=k), 3.0)
-beta = control("tr_beta", lambda v, k: k6.number_input("β (KL)", 0.0, 1.0, v, step=0.01, key=k), 0.0)
+lr = control("tr_lr", lambda v, k: k1.number_input("lr", 1e-4, 1.0, v, format="%.4f", key=k), D.lr)
+P = control("tr_P", lambda v, k: k2.number_input("P prompts", 1, 64, v, key=k), D.prompts)
+G = control("tr_G", lambda v, k: k3.number_input("G answers", 1, 32, v, key=k), D.group)
+mu = control("tr_mu", lambda v, k: k4.number_input("μ minibatches", 1, 4096, v, key=k), D.minibatches)
+c = control("tr_c", lambda v, k: k5.number_input("Dual-Clip c", 0.5, 20.0, v, step=0.5, key=k), D.dual_clip_c)
+beta = control("tr_beta", lambda v, k: k6.number_input("β (KL)", 0.0, 1.0, v, step=0.01, key=k), D.beta)
 d1, d2, d3 = st.columns(3)
-digits = control("tr_digits", lambda v, k: d1.slider("digits per prompt", 1, 8, tuple(v), key=k), [2, 4])
-seed = control("tr_seed", lambda v, k: d2.number_input("seed", 0, 10_000, v, key=k), 0)
+digits = control("tr_digits", lambda v, k: d1.slider("digits per prompt", 1, 8, tuple(v), key=k),
+                 [D.min_digits, D.max_digits])
+seed = control("tr_seed", lambda v, k: d2.number_input("seed", 0, 10_000, v, key=k), D.seed)
 own_eps = control("tr_own_eps", lambda v, k: d3.toggle("each objective uses its paper's ε", value=v, key=k), True)
 eps = None if own_eps else control("tr_eps", lambda v, k: d3.number_input("ε (low and high)", 0.0, 0.9, v,
                                                                           step=0.01, key=k), 0.2)

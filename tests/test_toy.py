@@ -229,3 +229,39 @@ def test_training_figure_one_panel_per_metric_with_the_values():
     assert traces[1]["line"]["dash"] == "dash" and traces[0]["line"]["color"] == "#111111"
     x1, x2 = d["layout"]["xaxis"]["domain"], d["layout"]["xaxis2"]["domain"]
     assert x1[1] < x2[0]                                                    # side by side, not overlapping
+
+
+def test_runs_stepped_in_parallel_compute_what_they_compute_alone():
+    from concurrent.futures import ThreadPoolExecutor
+    from gspo_viz.toy.session import make_runs, train_for
+    specs = [("GRPO", {"objective": "grpo"}), ("GSPO", {"objective": "gspo"}), ("Dual", {"objective": "dual_clip"})]
+    alone = make_runs(TrainConfig(seed=4), specs)
+    together = make_runs(TrainConfig(seed=4), specs)
+    assert train_for(alone, 1e9, max_steps=9) == 9                       # three rounds, one thread
+    with ThreadPoolExecutor(2) as pool:
+        assert train_for(together, 1e9, max_steps=9, pool=pool) == 9      # three rounds, two runs at a time
+    for a, b in zip(alone, together):
+        drop = lambda h: [{k: v for k, v in m.items() if k != "step_time"} for m in h]  # noqa: E731
+        assert drop(a.trainer.history) == drop(b.trainer.history)
+        assert all(torch.equal(p, q) for p, q in zip(a.trainer.model.parameters(), b.trainer.model.parameters()))
+
+
+def test_summary_reports_a_collapse_and_what_routing_replay_shows():
+    from gspo_viz.toy.session import Run, summary
+    def history(rewards, spread, changed):
+        return [{"step": k + 1, "reward": r, "accuracy": 0.0, "clip_fraction": 0.0, "log_ratio_std": spread,
+                 "expert_change_fraction": changed} for k, r in enumerate(rewards)]
+    off = Run("GRPO", Trainer(TrainConfig(moe=True)))
+    on = Run("GRPO + RR", Trainer(TrainConfig(moe=True, routing_replay=True)))
+    off.trainer.history = history([0.5] * 20, 0.04, 0.08)
+    on.trainer.history = history([0.6] * 20, 0.01, 0.0)
+    text = summary([off, on])
+    assert "without it GRPO changes experts for 8.0% of tokens" in text
+    assert "spread by 0.040 (std), against 0.010 with it" in text and "0.500 without and 0.600 with it" in text
+    assert "Neither run has collapsed" in text and "fell" not in text
+    # the run without Routing Replay collapses: ten steps at 0.9, then ten at 0.5 → best 10-step mean 0.9 (up to
+    # step 10), latest 0.5: a fall of 0.4 >= 0.3
+    off.trainer.history = history([0.9] * 10 + [0.5] * 10, 0.04, 0.08)
+    text = summary([off, on])
+    assert "GRPO: after 20 steps the mean reward is 0.500" in text
+    assert "its reward fell from 0.900 (10 steps up to step 10)" in text and "Neither run" not in text

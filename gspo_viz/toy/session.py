@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,7 +38,8 @@ PRESETS: dict[str, dict] = {
     },
     "MoE without Routing Replay": {
         "about": "A mixture-of-experts policy (4 experts, top-1). GRPO with and without Routing Replay, and GSPO "
-                 "without it: the GSPO paper reports that GRPO needs Routing Replay to converge on MoE models.",
+                 "without it: the GSPO paper reports that GRPO needs Routing Replay to converge on large MoE models. The "
+                 "summary under the charts says what this toy shows.",
         "base": {"task": "sort", "moe": True},
         "runs": [("GRPO", {"objective": "grpo"}), ("GRPO + Routing Replay", {"objective": "grpo",
                                                                            "routing_replay": True}),
@@ -58,17 +60,30 @@ def make_runs(base: TrainConfig, specs: list[tuple[str, dict]]) -> list[Run]:
     return [Run(label, Trainer(base.with_(**overrides))) for label, overrides in specs]
 
 
-def train_for(runs: list[Run], seconds: float, max_steps: Optional[int] = None) -> int:
-    """Step the runs round-robin for about `seconds` (at least one step each); returns the steps taken."""
+def _step(run: Run) -> int:
+    try:
+        run.trainer.step()
+        return 1
+    except TrainingStopped as e:
+        run.error = str(e)
+        return 0
+
+
+def train_for(runs: list[Run], seconds: float, max_steps: Optional[int] = None,
+              pool: Optional[Executor] = None) -> int:
+    """Step the runs round-robin for about `seconds` (at least one round); returns the steps taken.
+
+    With a thread pool, the runs of a round step at the same time: they share no tensors, each has its own
+    generators, so every run computes exactly what it would alone (torch releases the GIL inside its kernels,
+    so two runs use two cores).
+    """
     start, taken = time.perf_counter(), 0
     active = [r for r in runs if r.error is None]
     while active:
-        for r in active:
-            try:
-                r.trainer.step()
-                taken += 1
-            except TrainingStopped as e:
-                r.error = str(e)
+        if pool is None or len(active) == 1:
+            taken += sum(_step(r) for r in active)
+        else:
+            taken += sum(pool.map(_step, active))
         active = [r for r in active if r.error is None]
         if time.perf_counter() - start >= seconds or (max_steps is not None and taken >= max_steps):
             break
@@ -136,10 +151,25 @@ def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
             "responses": responses, "settings": settings}
 
 
+FELL = 0.3   # a run "collapsed" when its 10-step mean reward is this far below its best 10-step mean
+
+
+def _fall(history: list[dict], window: int = 10) -> Optional[tuple[float, int]]:
+    """(best 10-step mean reward, the step it ended at) if the latest 10-step mean is FELL or more below it."""
+    if len(history) < window:
+        return None
+    rewards = [m["reward"] for m in history]
+    means = [sum(rewards[k - window:k]) / window for k in range(window, len(rewards) + 1)]
+    best = max(range(len(means)), key=means.__getitem__)
+    return (means[best], history[best + window - 1]["step"]) if means[best] - means[-1] >= FELL else None
+
+
 def summary(runs: list[Run]) -> str:
-    """One sentence per run from its history: reward and accuracy now, clip fraction, and for the MoE the expert
-    changes. Only what was computed."""
+    """One sentence per run from its history: reward and accuracy now, clip fraction, a collapse if there was one,
+    and for the MoE the expert changes; then, when GRPO ran with and without Routing Replay, what that comparison
+    shows so far. Only what was computed."""
     parts = []
+    tails = {}
     for r in runs:
         h = r.trainer.history
         if not h:
@@ -147,11 +177,12 @@ def summary(runs: list[Run]) -> str:
         last = h[-1]
         tail = h[-10:]
         mean = lambda k: sum(m[k] for m in tail) / len(tail)  # noqa: E731
+        tails[r.label] = {k: mean(k) for k in ("reward", "log_ratio_std", "expert_change_fraction")}
         text = (f"{r.label}: after {last['step']} steps the mean reward is {mean('reward'):.3f} and exact "
                 f"accuracy {mean('accuracy'):.0%} (last 10 steps); {mean('clip_fraction'):.1%} of tokens clipped")
-        best = max(range(len(h)), key=lambda k: h[k]["reward"])
-        if h[best]["reward"] - last["reward"] > 0.3:
-            text += f"; its reward fell from {h[best]['reward']:.3f} at step {best + 1}"
+        fall = _fall(h)
+        if fall:
+            text += f"; its reward fell from {fall[0]:.3f} (10 steps up to step {fall[1]})"
         ec = mean("expert_change_fraction")
         if not math.isnan(ec) and r.trainer.cfg.moe:
             text += ("; Routing Replay fixed the experts" if r.trainer.cfg.routing_replay else
@@ -159,6 +190,19 @@ def summary(runs: list[Run]) -> str:
         if r.error:
             text += f". Stopped: {r.error}"
         parts.append(text + ".")
+    pairs = [(a, b) for a in runs for b in runs if a.label in tails and b.label in tails and a.trainer.cfg.moe
+             and a.objective == b.objective and not a.trainer.cfg.routing_replay and b.trainer.cfg.routing_replay]
+    for off, on in pairs:
+        t_off, t_on = tails[off.label], tails[on.label]
+        text = (f"Routing Replay, so far: without it {off.label} changes experts for "
+                f"{t_off['expert_change_fraction']:.1%} of tokens and its token log-ratios spread by "
+                f"{t_off['log_ratio_std']:.3f} (std), against {t_on['log_ratio_std']:.3f} with it; their rewards are "
+                f"{t_off['reward']:.3f} without and {t_on['reward']:.3f} with it.")
+        if not any(_fall(r.trainer.history) for r in (off, on)):
+            text += (" Neither run has collapsed: this toy does not reproduce the instability the GSPO paper reports "
+                     "for GRPO on large MoE models without Routing Replay. What it does show is the cause the paper "
+                     "names: routing changes that make token ratios noisier.")
+        parts.append(text)
     return " ".join(parts)
 
 
@@ -169,9 +213,10 @@ class Background:
     has stopped, or when the page has not asked for news for `idle_stop` seconds (the tab was closed).
     """
 
-    def __init__(self, runs: list[Run], idle_stop: float = 15.0):
+    def __init__(self, runs: list[Run], idle_stop: float = 15.0, workers: int = 1):
         import threading
         self.runs = runs
+        self.workers = workers            # runs stepped at the same time (each with torch's intra-op threads)
         self.lock = threading.Lock()      # held while training a step and while reading the model
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -192,13 +237,19 @@ class Background:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            if time.time() - self.heartbeat > self.idle_stop:
-                break
-            with self.lock:
-                train_for(self.runs, 0.0, max_steps=len(self.runs))
-            if all(r.error for r in self.runs):
-                break
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gspo-viz-run") if self.workers > 1 else None
+        try:
+            while not self._stop.is_set():
+                if time.time() - self.heartbeat > self.idle_stop:
+                    break
+                with self.lock:
+                    train_for(self.runs, 0.0, max_steps=len(self.runs), pool=pool)
+                if all(r.error for r in self.runs):
+                    break
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     def pause(self) -> None:
         self._stop.set()

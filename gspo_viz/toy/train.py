@@ -34,11 +34,11 @@ class TrainConfig:
     task: str = "sort"                 # sort | reverse
     reward: str = "partial"            # partial | exact
     min_digits: int = 2
-    max_digits: int = 4
+    max_digits: int = 3
     prompts: int = 16                  # P prompts per step
     group: int = 8                     # G responses per prompt
     minibatches: int = 4               # μ: later minibatches are off-policy
-    lr: float = 3e-3
+    lr: float = 1e-3
     eps_low: Optional[float] = None    # None: the objective's default
     eps_high: Optional[float] = None
     dual_clip_c: float = 3.0
