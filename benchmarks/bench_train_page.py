@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync"]
 
-# Polls the reward chart every 10 ms and notes the time whenever its number of plotted steps changes.
+# Polls the training chart (its panel 'mean reward') every 10 ms and notes the time whenever its number of plotted steps changes.
 WATCH = """() => {
     window.__refresh = [];
     let last = null;
     setInterval(() => {
         const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
-            g => g.layout && g.layout.title && String(g.layout.title.text).startsWith('mean reward'));
+            g => g.layout && (g.layout.annotations || []).some(a => String(a.text).includes('mean reward')));
         if (!gd || !gd.data || !gd.data.length) return;
         const n = gd.data.map(t => (t.x || []).length).join(',');
         if (n !== last) { last = n; window.__refresh.push(performance.now()); }

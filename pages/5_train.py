@@ -118,7 +118,7 @@ METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (t
                                                                False)]
 
 
-@st.fragment(run_every=0.4 if running else None)
+@st.fragment(run_every=0.25 if running else None)
 def live():
     bg = ss.train_bg
     if bg is None:
