@@ -26,14 +26,23 @@ from gspo_viz.toy.train import TrainConfig, Trainer  # noqa: E402
 OBJECTIVES = ("grpo", "gspo", "dual_clip")
 
 
-def steps_per_second(cfg: TrainConfig, steps: int = 30) -> float:
+def steps_per_second(cfg: TrainConfig, blocks: int = 5, steps: int = 20) -> list[float]:
+    """steps/s of `blocks` consecutive blocks of `steps` steps each, after 3 warm-up steps (the speed changes a
+    little as the policy learns: answers get shorter or longer)."""
     tr = Trainer(cfg)
     for _ in range(3):
         tr.step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        tr.step()
-    return steps / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            tr.step()
+        rates.append(steps / (time.perf_counter() - t0))
+    return rates
+
+
+def spread(rates: list[float]) -> str:
+    return f"median {statistics.median(rates):.1f} (blocks {min(rates):.1f}–{max(rates):.1f})"
 
 
 def time_to(trainer: Trainer, target: float, cap: float) -> tuple[float, int]:
@@ -59,7 +68,11 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default: {base.prompts} prompts × "
           f"{base.group} answers, {base.minibatches} minibatches, task {base.task} {base.min_digits}–{base.max_digits}"
           " digits")
-    print(f"steps/s: dense {steps_per_second(base):.1f} (target >= 20), MoE {steps_per_second(base.with_(moe=True)):.1f}")
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        print(f"steps/s with {threads} intra-op thread(s): dense {spread(steps_per_second(base))} (target >= 20); "
+              f"MoE {spread(steps_per_second(base.with_(moe=True)))}")
+    torch.set_num_threads(2)
 
     print(f"time to mean partial reward >= 0.9 (cap {cap:.0f} s per run; seeds {seeds}):")
     clip = {}

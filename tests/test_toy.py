@@ -256,9 +256,15 @@ def test_summary_reports_a_collapse_and_what_routing_replay_shows():
     off.trainer.history = history([0.5] * 20, 0.04, 0.08)
     on.trainer.history = history([0.6] * 20, 0.01, 0.0)
     text = summary([off, on])
-    assert "without it GRPO changes experts for 8.0% of tokens" in text
-    assert "spread by 0.040 (std), against 0.010 with it" in text and "0.500 without and 0.600 with it" in text
+    assert "without it, GRPO changed experts for 8.0% of tokens on average" in text
+    assert "spread by 0.040 per step on average (std; largest 0.040 at step 1), against 0.010" in text
+    assert "Rewards over the last 10 steps: 0.500 without, 0.600 with." in text
+    assert "noisier: the cause the GSPO paper names" in text                # 0.040 > 1.2 · 0.010
     assert "Neither run has collapsed" in text and "fell" not in text
+    on.trainer.history = history([0.6] * 20, 0.06, 0.0)             # now the replayed run spreads more: 0.06 > 1.2 · 0.04
+    assert "not noisier without Routing Replay" in summary([off, on])
+    on.trainer.history = history([0.6] * 20, 0.045, 0.0)             # 0.045 is within 20% of 0.04
+    assert "about equal (within 20%)" in summary([off, on])
     # the run without Routing Replay collapses: ten steps at 0.9, then ten at 0.5 → best 10-step mean 0.9 (up to
     # step 10), latest 0.5: a fall of 0.4 >= 0.3
     off.trainer.history = history([0.9] * 10 + [0.5] * 10, 0.04, 0.08)

@@ -164,6 +164,31 @@ def _fall(history: list[dict], window: int = 10) -> Optional[tuple[float, int]]:
     return (means[best], history[best + window - 1]["step"]) if means[best] - means[-1] >= FELL else None
 
 
+def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float) -> str:
+    """What the runs with and without Routing Replay show so far, from their histories."""
+    def spread(r: Run) -> tuple[float, float, int]:
+        values = [m["log_ratio_std"] for m in r.trainer.history]
+        top = max(range(len(values)), key=values.__getitem__)
+        return sum(values) / len(values), values[top], r.trainer.history[top]["step"]
+
+    changed = sum(m["expert_change_fraction"] for m in off.trainer.history) / len(off.trainer.history)
+    (mean_off, top_off, at_off), (mean_on, top_on, at_on) = spread(off), spread(on)
+    text = (f"Routing Replay, so far: without it, {off.label} changed experts for {changed:.1%} of tokens on "
+            f"average, and its token log-ratios spread by {mean_off:.3f} per step on average (std; largest "
+            f"{top_off:.3f} at step {at_off}), against {mean_on:.3f} (largest {top_on:.3f} at step {at_on}) with it. "
+            f"Rewards over the last 10 steps: {reward_off:.3f} without, {reward_on:.3f} with.")
+    if mean_off > 1.2 * mean_on:
+        text += " Here the routing changes make the token ratios noisier: the cause the GSPO paper names."
+    elif mean_on > 1.2 * mean_off:
+        text += " Here the token ratios are not noisier without Routing Replay."
+    else:
+        text += " The spreads are about equal (within 20%)."
+    if not any(_fall(r.trainer.history) for r in (off, on)):
+        text += (" Neither run has collapsed: so far this toy does not reproduce the instability the GSPO paper "
+                 "reports for GRPO on large MoE models without Routing Replay.")
+    return text
+
+
 def summary(runs: list[Run]) -> str:
     """One sentence per run from its history: reward and accuracy now, clip fraction, a collapse if there was one,
     and for the MoE the expert changes; then, when GRPO ran with and without Routing Replay, what that comparison
@@ -193,16 +218,7 @@ def summary(runs: list[Run]) -> str:
     pairs = [(a, b) for a in runs for b in runs if a.label in tails and b.label in tails and a.trainer.cfg.moe
              and a.objective == b.objective and not a.trainer.cfg.routing_replay and b.trainer.cfg.routing_replay]
     for off, on in pairs:
-        t_off, t_on = tails[off.label], tails[on.label]
-        text = (f"Routing Replay, so far: without it {off.label} changes experts for "
-                f"{t_off['expert_change_fraction']:.1%} of tokens and its token log-ratios spread by "
-                f"{t_off['log_ratio_std']:.3f} (std), against {t_on['log_ratio_std']:.3f} with it; their rewards are "
-                f"{t_off['reward']:.3f} without and {t_on['reward']:.3f} with it.")
-        if not any(_fall(r.trainer.history) for r in (off, on)):
-            text += (" Neither run has collapsed: this toy does not reproduce the instability the GSPO paper reports "
-                     "for GRPO on large MoE models without Routing Replay. What it does show is the cause the paper "
-                     "names: routing changes that make token ratios noisier.")
-        parts.append(text)
+        parts.append(_replay_comparison(off, on, tails[off.label]["reward"], tails[on.label]["reward"]))
     return " ".join(parts)
 
 
