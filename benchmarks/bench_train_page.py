@@ -66,7 +66,7 @@ def main():
             page.goto(f"{url}/train")
             page.get_by_role("button", name="Start").wait_for(timeout=60_000)
             if args.preset:
-                page.get_by_label("Preset").click()
+                page.get_by_label("Training preset").click()
                 page.get_by_role("option", name=args.preset).click()
                 page.wait_for_timeout(1500)
             page.evaluate(WATCH)

@@ -12,7 +12,8 @@ from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import ratio_heatmap, training_figure
 from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.style import COLORS
-from gspo_viz.toy.session import PRESETS, Background, curves, group_scenario, make_runs, metrics_frame, summary
+from gspo_viz.toy.session import (PRESETS, Background, curves, group_scenario, make_runs, metrics_frame,
+                                   summary_lines)
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
@@ -30,18 +31,30 @@ st.caption("A tiny transformer learns to sort (or reverse) digits, trained by th
            "minibatches are off-policy, so clipping really acts.")
 
 # ------------------------------------------------------------------------------------------------ settings
-preset = control("tr_preset", lambda v, k: st.selectbox("Preset", ["(your own)"] + list(PRESETS),
+preset = control("tr_preset", lambda v, k: st.selectbox("Training preset", ["(your own)"] + list(PRESETS),
                                                         index=(["(your own)"] + list(PRESETS)).index(v), key=k),
                  "GRPO vs GSPO vs Dual-Clip on sort")
+fixed = PRESETS[preset]["base"] if preset != "(your own)" else {}     # what the preset sets (shown, greyed out)
 if preset != "(your own)":
-    fixed = ", ".join(f"{k} = {v}" for k, v in PRESETS[preset]["base"].items())
-    st.caption(f"{PRESETS[preset]['about']} The preset sets {fixed} and the runs' objectives; the other settings "
-               "below apply.")
+    st.caption(f"{PRESETS[preset]['about']} The preset sets the greyed-out settings and each run's objective"
+               f"{' and Routing Replay' if fixed.get('moe') else ''}; the other settings below apply.")
+BY_PRESET = "Set by the training preset; choose '(your own)' to change it."
 c1, c2, c3, c4 = st.columns(4)
-task = control("tr_task", lambda v, k: c1.selectbox("Task", ["sort", "reverse"], index=["sort", "reverse"].index(v),
-                                                    key=k), D.task)
-moe = control("tr_moe", lambda v, k: c2.toggle("Mixture of experts (4 experts, top-1)", value=v, key=k), False)
-replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
+if "task" in fixed:
+    task = c1.selectbox("Task", [fixed["task"]], disabled=True, key="tr_task_fixed", help=BY_PRESET)
+else:
+    task = control("tr_task", lambda v, k: c1.selectbox("Task", ["sort", "reverse"],
+                                                        index=["sort", "reverse"].index(v), key=k), D.task)
+if "moe" in fixed:
+    moe = c2.toggle("MoE (4 experts, top-1)", value=fixed["moe"], disabled=True, key="tr_moe_fixed", help=BY_PRESET)
+else:
+    moe = control("tr_moe", lambda v, k: c2.toggle("MoE (4 experts, top-1)", value=v, key=k), False)
+if fixed:
+    replay = c3.toggle("Routing Replay", value=False, disabled=True, key="tr_replay_fixed",
+                       help="Set per run by the training preset (see the runs' names)." if fixed.get("moe") else
+                       BY_PRESET)
+else:
+    replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
 reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
                                                         index=["partial", "exact"].index(v), key=k), D.reward)
 objectives = control("tr_objectives", lambda v, k: st.multiselect(
@@ -114,8 +127,11 @@ running = bg is not None and bg.running
 
 METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
            ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
-           ("kl_old_new", "KL(old ‖ new) per token", True), ("expert_change_fraction", "tokens whose experts changed",
-                                                               False)]
+           ("kl_old_new", "KL(old ‖ new) per token", True),
+           ("dual_clip_fraction", "tokens held at c·A (Dual-Clip)", False),
+           ("expert_change_fraction", "tokens whose experts changed", False)]
+ONLY_IF = {"dual_clip_fraction": lambda r: r.objective == "dual_clip",
+           "expert_change_fraction": lambda r: r.trainer.cfg.moe}
 
 
 @st.fragment(run_every=0.25 if running else None)
@@ -138,10 +154,9 @@ def live():
         colors[r.label] = COLORS[r.objective]
         seen[r.objective] = seen.get(r.objective, -1) + 1
         dashes[r.label] = ["solid", "dash", "dot", "dashdot"][seen[r.objective] % 4]
-    moe_runs = any(r.trainer.cfg.moe for r in runs)
     panels, every = [], 1
     for key, title, log_y in METRICS:
-        if key == "expert_change_fraction" and not moe_runs:
+        if key in ONLY_IF and not any(ONLY_IF[key](r) for r in runs):
             continue
         series, every = curves(runs, key)
         panels.append((title, log_y, series))
@@ -149,7 +164,7 @@ def live():
     if every > 1:
         st.caption(f"Each point is the mean of {every} consecutive steps, so long runs stay quick to draw; the CSV "
                    "below has every step.")
-    st.markdown(summary(runs))
+    st.markdown("\n".join(f"- {line}" for line in summary_lines(runs)))
 
 
 live()

@@ -281,3 +281,18 @@ def test_train_page_opens_a_group_in_the_token_lab():
     assert at.title[0].value == "Token Lab"
     assert at.session_state["scenario"]["title"].startswith("GRPO, step 1: answers to")
     assert at.multiselect[0].value == ["grpo", "gspo", "dual_clip"]
+
+
+def test_train_page_shows_what_a_preset_sets_greyed_out():
+    at = open_page(TRAIN)
+    at.selectbox(key="ctl_tr_preset_0").select("MoE without Routing Replay").run()
+    moe = at.toggle(key="tr_moe_fixed")
+    assert moe.value is True and moe.disabled                # the preset's MoE, not the person's own toggle
+    assert at.toggle(key="tr_replay_fixed").disabled
+    click(at, "Single step")
+    runs = at.session_state["train_bg"].runs
+    assert [(r.trainer.cfg.moe, r.trainer.cfg.routing_replay) for r in runs] == [(True, False), (True, True),
+                                                                                  (True, False)]
+    assert "Routing Replay, so far" in texts(at)
+    at.selectbox(key="ctl_tr_preset_0").select("(your own)").run()
+    assert not at.toggle(key="ctl_tr_moe_0").disabled and at.toggle(key="ctl_tr_moe_0").value is False

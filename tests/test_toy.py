@@ -111,7 +111,7 @@ def test_metrics_are_complete_and_finite():
     m = Trainer(TrainConfig(moe=True, seed=4)).step()
     for key in ("reward", "accuracy", "clip_fraction", "seq_clip_fraction", "log_ratio_std", "kl_old_new",
                 "entropy", "response_length", "grad_norm", "no_signal_fraction", "expert_change_fraction",
-                "step_time"):
+                "dual_clip_fraction", "step_time"):
         assert key in m and math.isfinite(m[key]), key
 
 
@@ -271,3 +271,21 @@ def test_summary_reports_a_collapse_and_what_routing_replay_shows():
     text = summary([off, on])
     assert "GRPO: after 20 steps the mean reward is 0.500" in text
     assert "its reward fell from 0.900 (10 steps up to step 10)" in text and "Neither run" not in text
+
+
+def test_dual_clip_fraction_counts_tokens_held_at_c_and_identical_runs_are_named():
+    from gspo_viz.toy.session import make_runs, summary, train_for
+    # c barely above 1 and a large lr: later minibatches soon hold tokens with A < 0 and ratio > c
+    runs = make_runs(TrainConfig(seed=2, lr=2e-2, dual_clip_c=1.001),
+                     [("GRPO", {"objective": "grpo"}), ("Dual-Clip", {"objective": "dual_clip"})])
+    train_for(runs, 1e9, max_steps=6)
+    grpo, dual = (r.trainer.history for r in runs)
+    assert all(m["dual_clip_fraction"] == 0 for m in grpo)                 # GRPO has no dual bound
+    assert sum(m["dual_clip_fraction"] for m in dual) > 0
+    # with the default c = 3 the first steps hold nothing, so Dual-Clip equals GRPO step for step
+    runs = make_runs(TrainConfig(seed=2), [("GRPO", {"objective": "grpo"}), ("Dual-Clip", {"objective": "dual_clip"})])
+    train_for(runs, 1e9, max_steps=4)
+    assert all(m["dual_clip_fraction"] == 0 for m in runs[1].trainer.history)
+    assert [m["reward"] for m in runs[0].trainer.history] == [m["reward"] for m in runs[1].trainer.history]
+    text = summary(runs)
+    assert "Dual-Clip's curves lie exactly on GRPO's so far" in text and "no token has reached that yet" in text

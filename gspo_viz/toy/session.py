@@ -189,7 +189,35 @@ def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float) -
     return text
 
 
+def _identical(runs: list[Run]) -> list[str]:
+    """A sentence for each later run whose rewards so far equal an earlier run's at every step (its lines hide the
+    earlier run's), with the reason when it is Dual-Clip on GRPO."""
+    out = []
+    for k, b in enumerate(runs):
+        hb = b.trainer.history
+        for a in runs[:k]:
+            ha = a.trainer.history
+            if not hb or len(ha) != len(hb) or any(x["reward"] != y["reward"] for x, y in zip(ha, hb)):
+                continue
+            text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same reward at every one of "
+                    f"{len(hb)} steps), so they hide them.")
+            if {a.objective, b.objective} == {"grpo", "dual_clip"}:
+                dual = a if a.objective == "dual_clip" else b
+                held = sum(m.get("dual_clip_fraction", 0.0) for m in dual.trainer.history)
+                if held == 0:
+                    text += (f" Dual-Clip differs from GRPO only where A < 0 and the ratio exceeds c = "
+                             f"{dual.trainer.cfg.dual_clip_c:g}, and no token has reached that yet.")
+            out.append(text)
+            break
+    return out
+
+
 def summary(runs: list[Run]) -> str:
+    """summary_lines as one paragraph."""
+    return " ".join(summary_lines(runs))
+
+
+def summary_lines(runs: list[Run]) -> list[str]:
     """One sentence per run from its history: reward and accuracy now, clip fraction, a collapse if there was one,
     and for the MoE the expert changes; then, when GRPO ran with and without Routing Replay, what that comparison
     shows so far. Only what was computed."""
@@ -219,7 +247,8 @@ def summary(runs: list[Run]) -> str:
              and a.objective == b.objective and not a.trainer.cfg.routing_replay and b.trainer.cfg.routing_replay]
     for off, on in pairs:
         parts.append(_replay_comparison(off, on, tails[off.label]["reward"], tails[on.label]["reward"]))
-    return " ".join(parts)
+    parts.extend(_identical(runs))
+    return parts
 
 
 class Background:

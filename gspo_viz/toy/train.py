@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..advantages import group_advantages, kl_estimate, overlong_penalty
-from ..objectives import NONE, clip_decisions, objective_loss
+from ..objectives import DUAL, NONE, clip_decisions, objective_loss
 from ..settings import OBJECTIVES as OBJECTIVE_NAMES, Settings, SettingsError
 from . import tasks
 from .model import ModelConfig, ToyPolicy, positions_of
@@ -279,6 +279,7 @@ class Trainer:
                 codes = clip_decisions(cfg.objective, lp, lo, adv[idx], m, self.settings)
                 valid = m > 0
                 clipped = (codes != NONE) & valid
+                dual_n = float(((codes == DUAL) & valid).sum())
                 tok_n = float(valid.sum())
                 first = len(updated[0][0])
                 first_clip = float(clipped[:first].sum()) / max(float(valid[:first].sum()), 1.0)
@@ -288,7 +289,7 @@ class Trainer:
                 kl_sum = float(kl_estimate(lp, lo, "k3")[valid].sum())      # KL(old‖new) per token, k3 estimate
                 ent_sum = float(ent[valid].sum())
             else:
-                clip_tok = clip_seq = tok_n = seq_n = kl_sum = ent_sum = 0.0
+                clip_tok = clip_seq = tok_n = seq_n = kl_sum = ent_sum = dual_n = 0.0
                 all_spread = torch.zeros(1)
         self.step_count += 1
         metrics = {
@@ -297,6 +298,7 @@ class Trainer:
             "accuracy": float(ro.exact.float().mean()),
             "clip_fraction": clip_tok / max(tok_n, 1.0),
             "seq_clip_fraction": clip_seq / max(seq_n, 1.0),
+            "dual_clip_fraction": dual_n / max(tok_n, 1.0),   # tokens held at c·A (A < 0, ratio > c): Dual-Clip only
             "first_minibatch_clip_fraction": first_clip if first_clip is not None else 0.0,
             "log_ratio_std": float(all_spread.std()) if all_spread.numel() > 1 else 0.0,
             "kl_old_new": kl_sum / max(tok_n, 1.0),
