@@ -185,6 +185,7 @@ def lines_figure(x: list, series: dict[str, list], title: str, x_title: str, y_t
 def training_figure(panels: list[tuple[str, bool, dict[str, tuple[list, list]]]], colors: dict[str, str],
                     dashes: dict[str, str], columns: int = 3, row_height: int = 250) -> go.Figure:
     """Training curves in one figure, one panel per metric: panels = [(title, log_y, {run label: (steps, values)})].
+    Every metric is >= 0, so linear axes start at 0.
 
     One figure (not one per metric), so the browser redraws a single chart per refresh. Lines are coloured by
     objective; a run's lines share a legend entry, so clicking it hides that run in every panel.
@@ -202,7 +203,8 @@ def training_figure(panels: list[tuple[str, bool, dict[str, tuple[list, list]]]]
         layout[f"xaxis{ax}"] = dict(domain=[x0, x1], anchor=f"y{ax}", gridcolor="#eee", automargin=True,
                                     title=dict(text="step", standoff=2, font=dict(size=11)))
         layout[f"yaxis{ax}"] = dict(domain=[y0, y1 - 0.05], anchor=f"x{ax}", gridcolor="#eee", automargin=True,
-                                    type="log" if log_y else "linear")
+                                    type="log" if log_y else "linear",
+                                    **({} if log_y else {"rangemode": "nonnegative"}))   # every metric is >= 0
         annotations.append(dict(text=f"<b>{title}</b>", x=x0, y=y1, xref="paper", yref="paper", xanchor="left",
                                 yanchor="top", showarrow=False, font=dict(size=13, color="#222")))
         for label, (x, y) in series.items():

@@ -49,9 +49,9 @@ if "moe" in fixed:
     moe = c2.toggle("MoE (4 experts, top-1)", value=fixed["moe"], disabled=True, key="tr_moe_fixed", help=BY_PRESET)
 else:
     moe = control("tr_moe", lambda v, k: c2.toggle("MoE (4 experts, top-1)", value=v, key=k), False)
-if fixed:
+if "moe" in fixed:
     replay = c3.toggle("Routing Replay", value=False, disabled=True, key="tr_replay_fixed",
-                       help="Set per run by the training preset (see the runs' names)." if fixed.get("moe") else
+                       help="Set per run by the training preset (see the runs' names)." if fixed["moe"] else
                        BY_PRESET)
 else:
     replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
@@ -158,7 +158,7 @@ def live():
     for key, title, log_y in METRICS:
         if key in ONLY_IF and not any(ONLY_IF[key](r) for r in runs):
             continue
-        series, every = curves(runs, key)
+        series, every = curves([r for r in runs if key not in ONLY_IF or ONLY_IF[key](r)], key)
         panels.append((title, log_y, series))
     st.plotly_chart(training_figure(panels, colors, dashes), key="curves", **PLOT_ARGS)
     if every > 1:
