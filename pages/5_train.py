@@ -13,7 +13,7 @@ from gspo_viz.plots import ratio_heatmap, training_figure
 from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.style import COLORS
 from gspo_viz.toy.session import (PRESETS, Background, curves, group_scenario, make_runs, metrics_frame,
-                                   summary_lines)
+                                   signal_groups, summary_lines)
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
@@ -177,7 +177,12 @@ if runs and any(r.trainer.last_rollout is not None for r in runs):
     s1, s2 = st.columns(2)
     which = s1.selectbox("Run", [r.label for r in runs], key="tr_view_run")
     run = next(r for r in runs if r.label == which)
-    prompt = s2.number_input("Prompt", 0, run.trainer.cfg.prompts - 1, 0, key="tr_view_prompt")
+    with bg.lock:
+        signal = signal_groups(run)
+    prompt = s2.number_input("Prompt", 0, run.trainer.cfg.prompts - 1, signal[0] if signal else 0,
+                             key="tr_view_prompt")
+    st.caption(f"Prompts whose answers got different rewards at this step (the others have all advantages 0): "
+               f"{', '.join(map(str, signal)) if signal else 'none'}.")
     with bg.lock:                                  # the model is not read while the thread updates it
         scenario = group_scenario(run, int(prompt))
     if scenario is None or not scenario["responses"]:

@@ -289,3 +289,21 @@ def test_dual_clip_fraction_counts_tokens_held_at_c_and_identical_runs_are_named
     assert [m["reward"] for m in runs[0].trainer.history] == [m["reward"] for m in runs[1].trainer.history]
     text = summary(runs)
     assert "Dual-Clip's curves lie exactly on GRPO's so far" in text and "no token has reached that yet" in text
+
+
+def test_token_names_survive_html_and_markdown():
+    # "<s>"/"</s>" vanished in Plotly cells (read as a strike-through tag); the names must be plain text
+    assert tasks.detokenize([tasks.BOS, 1, 2, tasks.SEP, 2, 1, tasks.EOS]) == "BOS 1 2 → 2 1 EOS"
+    assert not any("<" in n or ">" in n for n in tasks.NAMES)
+
+
+def test_signal_groups_are_the_prompts_whose_rewards_differ():
+    from gspo_viz.toy.session import Run, signal_groups
+    tr = Trainer(TrainConfig(seed=0, prompts=3, group=2))
+    run = Run("a", tr)
+    assert signal_groups(run) == []                                   # no rollout yet
+    tr.step()
+    rewards = tr.last_rollout.rewards.view(3, 2).tolist()
+    assert signal_groups(run) == [i for i, (a, b) in enumerate(rewards) if a != b]
+    tr.last_rollout.rewards = torch.tensor([0.5, 0.5, 0.0, 1.0, 0.2, 0.2])
+    assert signal_groups(run) == [1]

@@ -116,6 +116,16 @@ def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, 
     return out, k
 
 
+def signal_groups(run: Run) -> list[int]:
+    """Prompts of the run's last rollout whose G answers got different rewards (a learning signal; a group with
+    equal rewards has all advantages 0)."""
+    ro = run.trainer.last_rollout
+    if ro is None:
+        return []
+    rewards = ro.rewards.view(run.trainer.cfg.prompts, run.trainer.cfg.group)      # (P, G)
+    return [int(i) for i in torch.nonzero(rewards.amax(-1) > rewards.amin(-1)).flatten()]
+
+
 def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
     """The G responses to one prompt of the run's last rollout as a scenario for the Token Lab:
     p_old as sampled, p_new under the current policy, the rewards, the run's objective and ε."""

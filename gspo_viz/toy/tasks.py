@@ -8,7 +8,8 @@ import torch
 DIGITS = 10
 PAD, BOS, SEP, EOS = 10, 11, 12, 13
 VOCAB = 14
-NAMES = [str(d) for d in range(10)] + ["·", "<s>", "→", "</s>"]
+# plain names: Plotly and Markdown would read "<s>" and "</s>" as strike-through tags and hide them
+NAMES = [str(d) for d in range(10)] + ["·", "BOS", "→", "EOS"]
 TASKS = ("sort", "reverse")
 
 
