@@ -6,7 +6,6 @@ import json
 import time
 
 import streamlit as st
-import torch
 
 from gspo_viz.objectives import OBJECTIVES
 from gspo_viz.plots import ratio_heatmap, training_figure
@@ -19,9 +18,6 @@ from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
 
 require_app()
-# One intra-op thread: the toy's tensors are tiny (2 threads are no faster, measured), and on a 2-core machine
-# shared with the browser, spinning intra-op workers slow everything down. Process-wide, like any torch setting.
-torch.set_num_threads(1)
 ss = st.session_state
 D = TrainConfig()                                   # the defaults every control starts from
 st.title("Train")

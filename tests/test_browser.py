@@ -116,11 +116,14 @@ def test_pages_edit_and_copied_link(server, browser):
     after = fmt(run_scenario(parse_scenario(scenario), "dual_clip").explanation.loss)
     assert before != after
     wait_for_metric(page, before)
+    page.wait_for_function("() => window.location.search.includes('s=')")
+    search_before = page.evaluate("() => window.location.search")
     box = page.get_by_role("spinbutton", name="Dual-Clip c")
     box.fill("5")
     box.press("Enter")
     wait_for_metric(page, after)
-    page.wait_for_function("() => window.location.search.includes('s=')")
+    # the link is rewritten at the end of the run, after the metric appears: wait for it, or we copy the old link
+    page.wait_for_function("(old) => window.location.search !== old", arg=search_before)
     copied = page.url
     page.screenshot(path=str(SHOTS / "token_lab_edited.png"), full_page=True)
 

@@ -268,10 +268,13 @@ class Background:
     has stopped, or when the page has not asked for news for `idle_stop` seconds (the tab was closed).
     """
 
-    def __init__(self, runs: list[Run], idle_stop: float = 15.0, workers: int = 1):
+    def __init__(self, runs: list[Run], idle_stop: float = 15.0, workers: int = 1, threads: int = 1):
         import threading
         self.runs = runs
-        self.workers = workers            # runs stepped at the same time (each with torch's intra-op threads)
+        self.workers = workers            # runs stepped at the same time
+        # torch's intra-op threads while training: the toy's tensors are tiny (2 threads are no faster, measured),
+        # and on a 2-core machine shared with the browser, spinning intra-op workers slow everything down
+        self.threads = threads
         self.lock = threading.Lock()      # held while training a step and while reading the model
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -293,7 +296,9 @@ class Background:
 
     def _loop(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gspo-viz-run") if self.workers > 1 else None
+        torch.set_num_threads(self.threads)
+        pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="gspo-viz-run", initializer=torch.set_num_threads,
+                                   initargs=(self.threads,)) if self.workers > 1 else None)
         try:
             while not self._stop.is_set():
                 if time.time() - self.heartbeat > self.idle_stop:
@@ -314,5 +319,6 @@ class Background:
     def step_once(self) -> None:
         """One step of every run, in the caller's thread (the Single step button)."""
         self.pause()
+        torch.set_num_threads(self.threads)
         with self.lock:
             train_for(self.runs, 0.0, max_steps=len(self.runs))
