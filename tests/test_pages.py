@@ -296,3 +296,33 @@ def test_train_page_shows_what_a_preset_sets_greyed_out():
     assert "Routing Replay, so far" in texts(at)
     at.selectbox(key="ctl_tr_preset_0").select("(your own)").run()
     assert not at.toggle(key="ctl_tr_moe_0").disabled and at.toggle(key="ctl_tr_moe_0").value is False
+
+
+def test_train_page_runs_survive_switching_pages():
+    at = open_page(TRAIN)
+    click(at, "Single step")
+    click(at, "Single step")
+    bg = at.session_state["train_bg"]
+    at.switch_page("pages/1_token_lab.py").run()
+    assert not at.exception and at.title[0].value == "Token Lab"
+    at.switch_page(TRAIN).run()
+    assert at.session_state["train_bg"] is bg                               # the same runs, not new ones
+    assert [r.trainer.step_count for r in bg.runs] == [2, 2, 2]
+    assert "after 2 steps" in texts(at)
+
+
+def test_two_viewers_train_their_own_runs_at_the_same_time():
+    import time
+    one, two = open_page(TRAIN), open_page(TRAIN)
+    click(one, "Start")
+    click(two, "Start")
+    bg1, bg2 = one.session_state["train_bg"], two.session_state["train_bg"]
+    assert bg1 is not bg2 and bg1.runs[0].trainer is not bg2.runs[0].trainer  # nothing shared between sessions
+    deadline = time.time() + 30
+    while min(r.trainer.step_count for r in bg1.runs + bg2.runs) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert bg1.running and bg2.running                                     # neither waits for the other
+    assert all(r.trainer.step_count >= 2 for r in bg1.runs + bg2.runs)
+    click(one, "Pause")
+    assert not bg1.running and bg2.running                                 # pausing one leaves the other training
+    click(two, "Pause")
