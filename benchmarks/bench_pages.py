@@ -9,20 +9,14 @@ python benchmarks/bench_pages.py [--edits 20] [--no-browser]
 3. First page load after `streamlit run app.py`: process start → page with its charts rendered. Target: <= 4 s.
 """
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
-
+import server  # noqa: E402  (benchmarks/server.py: the app on a free port)
 
 def stats(ms: list[float]) -> str:
     ms = sorted(ms)
@@ -74,31 +68,15 @@ def apptest_reruns(edits: int) -> None:
         print(f"   {name:<26} {stats(script)} | {stats(wall)}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def browser(edits: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
     t_start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    url = f"http://127.0.0.1:{port}"
+    proc, url = server.start()
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
         t_health = time.perf_counter()
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=server.FLAGS)
             t_browser = time.perf_counter()
             page = b.new_page(viewport={"width": 1500, "height": 2000})
             page.goto(url)

@@ -7,19 +7,10 @@ time the reward chart's data changes (one refresh = the chart redrawn with new s
 (target: >= 2), the gaps between refreshes, the training speed the page reports, then presses Pause.
 """
 import argparse
-import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
+import server  # benchmarks/server.py: the app on a free port
 
 # Polls the training chart (its panel 'mean reward') every 10 ms and notes the time whenever its number of plotted steps changes.
 WATCH = """() => {
@@ -35,12 +26,6 @@ WATCH = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     from playwright.sync_api import sync_playwright
 
@@ -48,20 +33,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--preset", default=None, help="a Train preset's name (default: the page's default)")
     args = ap.parse_args()
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    url = f"http://127.0.0.1:{port}"
+    proc, url = server.start()
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=server.FLAGS)
             page = b.new_page(viewport={"width": 1500, "height": 1600})
             page.goto(f"{url}/train")
             page.get_by_role("button", name="Start").wait_for(timeout=60_000)
