@@ -116,8 +116,8 @@ class ToyPolicy(nn.Module):
             allowed[:] = False
             allowed[:cfg.n_actions] = True
             allowed[cfg.eos] = True
-        self.register_buffer("allowed", allowed, persistent=False)  # the action space: what the policy may output
-        # added to the logits: -1e9, not -inf, outside the action space, so the entropy stays finite
+        # added to the logits: -1e9 outside the action space (what the policy may output); -1e9, not -inf, so the
+        # entropy stays finite
         self.register_buffer("outside", (~allowed).float() * -1e9, persistent=False)
 
     def forward(self, tokens: Tensor, key_mask: Tensor, positions: Tensor, cache: Optional[list] = None,

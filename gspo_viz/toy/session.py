@@ -181,7 +181,8 @@ def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float) -
         top = max(range(len(values)), key=values.__getitem__)
         return sum(values) / len(values), values[top], r.trainer.history[top]["step"]
 
-    changed = sum(m["expert_change_fraction"] for m in off.trainer.history) / len(off.trainer.history)
+    history = list(off.trainer.history)                  # a snapshot: the training thread may append meanwhile
+    changed = sum(m["expert_change_fraction"] for m in history) / len(history)
     (mean_off, top_off, at_off), (mean_on, top_on, at_on) = spread(off), spread(on)
     text = (f"Routing Replay, so far: without it, {off.label} changed experts for {changed:.1%} of tokens on "
             f"average, and its token log-ratios spread by {mean_off:.3f} per step on average (std; largest "
