@@ -43,13 +43,11 @@ else:
                                                         index=["sort", "reverse"].index(v), key=k), D.task)
 if "moe" in fixed:
     moe = c2.toggle("MoE (4 experts, top-1)", value=fixed["moe"], disabled=True, key="tr_moe_fixed", help=BY_PRESET)
-else:
-    moe = control("tr_moe", lambda v, k: c2.toggle("MoE (4 experts, top-1)", value=v, key=k), False)
-if "moe" in fixed:
     replay = c3.toggle("Routing Replay", value=False, disabled=True, key="tr_replay_fixed",
                        help="Set per run by the training preset (see the runs' names)." if fixed["moe"] else
                        BY_PRESET)
 else:
+    moe = control("tr_moe", lambda v, k: c2.toggle("MoE (4 experts, top-1)", value=v, key=k), False)
     replay = control("tr_replay", lambda v, k: c3.toggle("Routing Replay", value=v, key=k, disabled=not moe), False)
 reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
                                                         index=["partial", "exact"].index(v), key=k), D.reward)
