@@ -66,14 +66,19 @@ digits = control("tr_digits", lambda v, k: d1.slider("digits per prompt", 1, 8, 
                  [D.min_digits, D.max_digits])
 seed = control("tr_seed", lambda v, k: d2.number_input("seed", 0, 10_000, v, key=k), D.seed)
 own_eps = control("tr_own_eps", lambda v, k: d3.toggle("each objective uses its paper's ε", value=v, key=k), True)
-eps = None if own_eps else control("tr_eps", lambda v, k: d3.number_input("ε (low and high)", 0.0, 0.9, v,
-                                                                          step=0.01, key=k), 0.2)
+eps_low = eps_high = None                           # None: each objective's default (Settings.resolved)
+if not own_eps:
+    e1, e2 = d3.columns(2)
+    eps_low = control("tr_eps_low", lambda v, k: e1.number_input("ε_low", 0.0, 0.9, v, step=0.01, format="%.4f",
+                                                                 key=k), 0.2)
+    eps_high = control("tr_eps_high", lambda v, k: e2.number_input("ε_high", 0.0, 10.0, v, step=0.01,
+                                                                   format="%.4f", key=k), 0.2)
 
 try:
     base = TrainConfig(task=task, reward=reward, moe=moe, routing_replay=replay and moe, lr=float(lr), prompts=int(P),
                        group=int(G), minibatches=int(mu), dual_clip_c=float(c), beta=float(beta),
                        min_digits=int(digits[0]), max_digits=int(digits[1]), seed=int(seed),
-                       eps_low=eps, eps_high=eps)
+                       eps_low=eps_low, eps_high=eps_high)
     if preset != "(your own)":
         specs = [(label, PRESETS[preset]["base"] | over) for label, over in PRESETS[preset]["runs"]]
     else:

@@ -326,3 +326,15 @@ def test_two_viewers_train_their_own_runs_at_the_same_time():
     click(one, "Pause")
     assert not bg1.running and bg2.running                                 # pausing one leaves the other training
     click(two, "Pause")
+
+
+def test_train_page_sets_eps_low_and_high_apart():
+    at = open_page(TRAIN)
+    at.selectbox(key="ctl_tr_preset_0").select("(your own)").run()
+    at.toggle(key="ctl_tr_own_eps_0").set_value(False).run()
+    at.number_input(key="ctl_tr_eps_low_0").set_value(0.1).run()
+    at.number_input(key="ctl_tr_eps_high_0").set_value(0.28).run()
+    click(at, "Single step")
+    cfgs = [r.trainer.cfg for r in at.session_state["train_bg"].runs]
+    assert [(c.eps_low, c.eps_high) for c in cfgs] == [(0.1, 0.28)] * 3
+    assert cfgs[0].settings().eps_low == 0.1 and cfgs[0].settings().eps_high == 0.28
