@@ -93,7 +93,7 @@ def main():
 
     torch.set_num_threads(1)
     runs = make_runs(base, [(n, {"objective": n}) for n in OBJECTIVES])
-    pool = ThreadPoolExecutor(2)
+    pool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
     t0 = time.perf_counter()
     reached = {}
     while time.perf_counter() - t0 < 3 * cap and len(reached) < len(runs):

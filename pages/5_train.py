@@ -155,9 +155,10 @@ def live():
         dashes[r.label] = ["solid", "dash", "dot", "dashdot"][seen[r.objective] % 4]
     panels, every = [], 1
     for key, title, log_y in METRICS:
-        if key in ONLY_IF and not any(ONLY_IF[key](r) for r in runs):
+        drawn = [r for r in runs if key not in ONLY_IF or ONLY_IF[key](r)]
+        if not drawn:
             continue
-        series, every = curves([r for r in runs if key not in ONLY_IF or ONLY_IF[key](r)], key)
+        series, every = curves(drawn, key)
         panels.append((title, log_y, series))
     st.plotly_chart(training_figure(panels, colors, dashes), key="curves", **PLOT_ARGS)
     if every > 1:

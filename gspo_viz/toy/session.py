@@ -174,16 +174,17 @@ def _fall(history: list[dict], window: int = 10) -> Optional[tuple[float, int]]:
     return (means[best], history[best + window - 1]["step"]) if means[best] - means[-1] >= FELL else None
 
 
-def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float) -> str:
+def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float, collapsed: bool) -> str:
     """What the runs with and without Routing Replay show so far, from their histories."""
-    def spread(r: Run) -> tuple[float, float, int]:
-        values = [m["log_ratio_std"] for m in r.trainer.history]
+    def spread(history: list[dict]) -> tuple[float, float, int]:
+        values = [m["log_ratio_std"] for m in history]
         top = max(range(len(values)), key=values.__getitem__)
-        return sum(values) / len(values), values[top], r.trainer.history[top]["step"]
+        return sum(values) / len(values), values[top], history[top]["step"]
 
-    history = list(off.trainer.history)                  # a snapshot: the training thread may append meanwhile
+    # snapshots: the training thread may append meanwhile
+    history, history_on = list(off.trainer.history), list(on.trainer.history)
     changed = sum(m["expert_change_fraction"] for m in history) / len(history)
-    (mean_off, top_off, at_off), (mean_on, top_on, at_on) = spread(off), spread(on)
+    (mean_off, top_off, at_off), (mean_on, top_on, at_on) = spread(history), spread(history_on)
     text = (f"Routing Replay, so far: without it, {off.label} changed experts for {changed:.1%} of tokens on "
             f"average, and its token log-ratios spread by {mean_off:.3f} per step on average (std; largest "
             f"{top_off:.3f} at step {at_off}), against {mean_on:.3f} (largest {top_on:.3f} at step {at_on}) with it. "
@@ -194,7 +195,7 @@ def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float) -
         text += " Here the token ratios are not noisier without Routing Replay."
     else:
         text += " The spreads are about equal (within 20%)."
-    if not any(_fall(r.trainer.history) for r in (off, on)):
+    if not collapsed:
         text += (" Neither run has collapsed: so far this toy does not reproduce the instability the GSPO paper "
                  "reports for GRPO on large MoE models without Routing Replay.")
     return text
@@ -233,7 +234,7 @@ def summary_lines(runs: list[Run]) -> list[str]:
     and for the MoE the expert changes; then, when GRPO ran with and without Routing Replay, what that comparison
     shows so far. Only what was computed."""
     parts = []
-    tails = {}
+    tails = {}                                            # label → (last-10 mean reward, its collapse if any)
     for r in runs:
         h = r.trainer.history
         if not h:
@@ -241,10 +242,10 @@ def summary_lines(runs: list[Run]) -> list[str]:
         last = h[-1]
         tail = h[-10:]
         mean = lambda k: sum(m[k] for m in tail) / len(tail)  # noqa: E731
-        tails[r.label] = {k: mean(k) for k in ("reward", "log_ratio_std", "expert_change_fraction")}
         text = (f"{r.label}: after {last['step']} steps the mean reward is {mean('reward'):.3f} and exact "
                 f"accuracy {mean('accuracy'):.0%} (last 10 steps); {mean('clip_fraction'):.1%} of tokens clipped")
         fall = _fall(h)
+        tails[r.label] = (mean("reward"), fall)
         if fall:
             text += f"; its reward fell from {fall[0]:.3f} (10 steps up to step {fall[1]})"
         ec = mean("expert_change_fraction")
@@ -257,7 +258,8 @@ def summary_lines(runs: list[Run]) -> list[str]:
     pairs = [(a, b) for a in runs for b in runs if a.label in tails and b.label in tails and a.trainer.cfg.moe
              and a.objective == b.objective and not a.trainer.cfg.routing_replay and b.trainer.cfg.routing_replay]
     for off, on in pairs:
-        parts.append(_replay_comparison(off, on, tails[off.label]["reward"], tails[on.label]["reward"]))
+        (reward_off, fall_off), (reward_on, fall_on) = tails[off.label], tails[on.label]
+        parts.append(_replay_comparison(off, on, reward_off, reward_on, collapsed=bool(fall_off or fall_on)))
     parts.extend(_identical(runs))
     return parts
 
