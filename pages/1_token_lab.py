@@ -5,12 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
-from gspo_viz.advantages import advantage_panel
-from gspo_viz.plots import advantages_figure
-from gspo_viz.report import token_rows
-from gspo_viz.sample import sample_group
-from gspo_viz.style import TABLE_FORMAT, fmt
-from gspo_viz.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
+from gspo_viz.core.advantages import advantage_panel
+from gspo_viz.views.plots import advantages_figure
+from gspo_viz.views.report import token_rows
+from gspo_viz.scenarios.sample import sample_group
+from gspo_viz.views.style import TABLE_FORMAT, fmt
+from gspo_viz.views.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
                              tables_to_scenario, where_in_tables)
 from gspo_viz.ui.cache import objective_view, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
@@ -63,7 +63,8 @@ def edit_group(objectives: list[str]) -> None:
 
     b1, b2, b3, b4, b5 = st.columns([1.2, 1.2, 1, 1.1, 1.1])
     responses = list(edited_r["response"])
-    target = b1.selectbox("Response", responses, key=f"target_{ss.version}", label_visibility="collapsed")
+    target = b1.selectbox("Response", responses, key=f"target_{ss.version}", label_visibility="collapsed",
+                          format_func=lambda i: f"response {i}")
     if b2.button("Add response", icon=":material/add:"):
         replace_tables(tables_to_scenario(*add_response(edited_r, edited_t), ss.scenario))
         st.rerun()
@@ -110,7 +111,7 @@ def compare(scenario, objectives: list[str]) -> None:
             st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", **PLOT_ARGS)
             st.plotly_chart(view.grad_figure, key=f"grad_{name}", **PLOT_ARGS)
             st.markdown(view.sentence)
-    clip_legend()
+    clip_legend(list(results))
 
     # ----------------------------------------------------------------------------------------------- advantages
     st.subheader("Advantages: rewards → mean, std → A")
@@ -120,7 +121,7 @@ def compare(scenario, objectives: list[str]) -> None:
         left, right = st.columns([3, 2])
         left.plotly_chart(advantages_figure(panel), key="advantages", **PLOT_ARGS)
         table = pd.DataFrame({"reward R": panel["rewards"], **panel["advantages"]},
-                             index=[f"resp {i}" for i in range(len(panel["rewards"]))]).T
+                             index=[f"resp {i + 1}" for i in range(len(panel["rewards"]))]).T
         right.dataframe(table, column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT) for c in table},
                         width="stretch")
         right.markdown(f"mean R̄ = **{fmt(panel['mean'])}**, std over G − 1 = **{fmt(panel['std_sample'])}**, "

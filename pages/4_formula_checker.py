@@ -1,9 +1,9 @@
 """Formula Checker: one token's computation, every step as a formula with its numbers, and the articles' wrong steps
-beside the right ones. Layout only: the steps come from gspo_viz.steps."""
+beside the right ones. Layout only: the steps come from gspo_viz.views.steps."""
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
-from gspo_viz.steps import seed_mistakes, token_steps
+from gspo_viz.views.steps import autograd_step, seed_mistakes, token_steps
 from gspo_viz.ui.state import control, example_files, read_example, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, title_of
 
@@ -32,7 +32,8 @@ name = control("fc_objective", lambda v, k: c1.selectbox("Objective", OBJECTIVE_
                                                          key=k, format_func=lambda n: OBJECTIVES[n].title),
                default_obj)
 i = control("fc_response", lambda v, k: c2.selectbox("Response", list(range(len(scenario.responses))),
-                                                     index=min(v, len(scenario.responses) - 1), key=k), 0)
+                                                     index=min(v, len(scenario.responses) - 1), key=k,
+                                                     format_func=lambda j: f"response {j + 1}"), 0)
 tokens = scenario.responses[i].tokens
 t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens))), index=min(v, len(tokens) - 1),
                                                   key=k, format_func=lambda j: f"t = {j + 1}: “{tokens[j]}”"), 0)
@@ -47,7 +48,7 @@ except ScenarioError as e:
     st.error(f"{OBJECTIVES[name].title} cannot run on this scenario: {e}", icon=":material/error:")
 else:
     objective_header(name)
-    for k, step in enumerate(token_steps(res, i, t), start=1):
+    for k, step in enumerate(token_steps(res, i, t) + [autograd_step(res, i, t)], start=1):
         left, right = st.columns([1, 3])
         left.markdown(f"**{k}.** {step.label}")
         right.latex(step.latex)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gspo_viz import parse_scenario, run_scenario
-from gspo_viz.style import fmt
+from gspo_viz.views.style import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gspo_viz.cli import main
-from gspo_viz.scenario import MAX_FILE_BYTES
+from gspo_viz.scenarios import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
@@ -30,14 +30,16 @@ def test_every_example_text_and_json(path, capsys):
     assert "conventions:" in out and "loss = −J" in out
     code, out, _ = cli(capsys, "explain", str(path), "--json")
     doc = json.loads(out)
-    assert list(doc) == ["objective", "settings", "loss", "advantages", "responses", "metrics"]
+    assert list(doc) == ["objective", "settings", "loss", "advantages", "responses", "metrics", "conventions",
+                         "sentence"]
     scn = json.loads(path.read_text())
     assert len(doc["responses"]) == len(scn["responses"])
-    for r, given in zip(doc["responses"], scn["responses"]):
-        assert list(r) == ["sequence_ratio", "tokens"]
+    for k, (r, given) in enumerate(zip(doc["responses"], scn["responses"]), start=1):
+        assert list(r) == ["response", "sequence_ratio", "masked", "tokens"] and r["response"] == k
         assert len(r["tokens"]) == len(given.get("tokens") or given.get("p_old") or given["logp_old"])
-        for t in r["tokens"]:
-            assert list(t) == ["token", "ratio", "clip", "grad_weight"]
+        for n, t in enumerate(r["tokens"], start=1):
+            assert list(t) == ["t", "token", "p_old", "p_new", "advantage", "token_ratio", "ratio", "clip",
+                               "grad_weight", "policy_grad_weight"] and t["t"] == n
             assert t["clip"] in ("none", "upper", "lower", "dual") and math.isfinite(t["grad_weight"])
     assert "clip_fraction" in doc["metrics"] and math.isfinite(doc["loss"])
 

@@ -7,16 +7,16 @@ import plotly.graph_objects as go
 import pytest
 
 from gspo_viz import OBJECTIVES, ScenarioError, Settings, load_scenario, parse_scenario, run_scenario
-from gspo_viz.advantages import advantage_panel
-from gspo_viz.curves import (clip_curve, drift_distance, drift_sequence_ratio, overlong_curve,
+from gspo_viz.core.advantages import advantage_panel
+from gspo_viz.core.curves import (clip_curve, drift_distance, drift_sequence_ratio, overlong_curve,
                              per_token_weight_vs_length, ratio_grid, sequence_ratio_band)
-from gspo_viz.narrate import sentence
-from gspo_viz.plots import advantages_figure, clip_explorer_figure, grad_heatmap, lines_figure, ratio_heatmap
-from gspo_viz.sample import sample_group
-from gspo_viz.steps import hover_texts, seed_mistakes, token_steps
-from gspo_viz.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
+from gspo_viz.views.narrate import sentence
+from gspo_viz.views.plots import advantages_figure, clip_explorer_figure, grad_heatmap, lines_figure, ratio_heatmap
+from gspo_viz.scenarios.sample import sample_group
+from gspo_viz.views.steps import autograd_step, hover_texts, seed_mistakes, token_steps
+from gspo_viz.views.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
                              tables_to_scenario, where_in_tables)
-from gspo_viz.urlstate import decode_scenario, encode_scenario
+from gspo_viz.scenarios.urlstate import decode_scenario, encode_scenario
 
 EX = Path(__file__).resolve().parents[1] / "examples"
 ALL = list(OBJECTIVES)
@@ -56,12 +56,13 @@ def test_tables_round_trip_every_example():
 def test_typed_invalid_values_are_kept_and_located():
     data = json.loads((EX / "dapo_clip_higher.json").read_text())
     r, t = scenario_to_tables(data)
-    t.loc[6, "p_new"] = 1.7           # response 1, t = 2
+    t.loc[6, "p_new"] = 1.7           # the second response (numbered 2 in the table), t = 2
     back = tables_to_scenario(r, t, data)
     assert back["responses"][1]["p_new"][1] == 1.7  # kept as typed
     with pytest.raises(ScenarioError) as e:
         parse_scenario(back)
-    assert where_in_tables(e.value.where, t) == "tokens table, response 1, t = 2, column p_new"
+    assert e.value.where == "responses[1].p_new[1]"  # the file's path, counted from 0 …
+    assert where_in_tables(e.value.where, t) == "tokens table, response 2, t = 2, column p_new"  # … the table's from 1
     r2, t2 = scenario_to_tables(back)  # and it survives a rebuild of the tables
     assert t2.loc[6, "p_new"] == 1.7
 
@@ -70,12 +71,12 @@ def test_structural_edits():
     data = json.loads((EX / "dapo_clip_higher.json").read_text())
     r, t = scenario_to_tables(data)
     r, t = add_response(r, t)
-    assert list(r["response"]) == [0, 1, 2] and len(t[t["response"] == 2]) == 3
-    t = add_token(t, 0)
-    assert len(t[t["response"] == 0]) == 6 and t.index[t["response"] == 0].max() == 5  # appended inside response 0
-    t = remove_token(t, 1)
-    r, t = remove_response(r, t, 0)
-    assert list(r["response"]) == [0, 1] and sorted(set(t["response"])) == [0, 1]
+    assert list(r["response"]) == [1, 2, 3] and len(t[t["response"] == 3]) == 3   # numbered from 1, as shown
+    t = add_token(t, 1)
+    assert len(t[t["response"] == 1]) == 6 and t.index[t["response"] == 1].max() == 5  # appended inside response 1
+    t = remove_token(t, 2)
+    r, t = remove_response(r, t, 1)
+    assert list(r["response"]) == [1, 2] and sorted(set(t["response"])) == [1, 2]
     scn = parse_scenario(tables_to_scenario(r, t, data))
     assert [len(x.tokens) for x in scn.responses] == [2, 3]
 
@@ -120,7 +121,7 @@ def test_length_curves():
 
 
 def test_band_helpers():
-    from gspo_viz.curves import drift_curves, first_length_within, within_band
+    from gspo_viz.core.curves import drift_curves, first_length_within, within_band
     assert within_band(0.8, 0.2, 0.2) and within_band(1.2, 0.2, 0.2) and not within_band(1.21, 0.2, 0.2)
     lengths = [1, 10, 100, 1000, 3000]
     s, dist = drift_curves(lengths, 1.0)                # exp(1/L) − 1 <= 4e-4 first at L >= 2500.5
@@ -137,8 +138,11 @@ def test_steps_end_in_the_autograd_weight_and_their_sum_matches(name):
         for i, r in enumerate(res.scenario.responses):
             for t in range(len(r.tokens)):
                 steps = token_steps(res, i, t)
-                assert steps[-1].value == float(res.explanation.grad_weight[i, t])
-                by_hand = [s for s in steps if s.label.startswith("gradient weight")][0].value
+                auto = autograd_step(res, i, t).value
+                assert auto == float(res.explanation.grad_weight[i, t])
+                # the steps' own arithmetic ends in the closed form, which autograd confirms
+                assert steps[-1].value == pytest.approx(auto, rel=1e-9, abs=1e-15), (ex_name, i, t)
+                by_hand = [s for s in steps if s.label.startswith("policy gradient weight")][0].value
                 kl = sum(s.value for s in steps if s.label == "KL gradient")
                 assert by_hand + kl == pytest.approx(steps[-1].value, rel=1e-9, abs=1e-12), (ex_name, i, t)
 
@@ -179,7 +183,7 @@ def test_seed_mistakes_beside_the_right_values():
 def test_hover_text_carries_the_tokens_numbers():
     res = example("movie_five_tokens")
     h = hover_texts(res)[0][3]
-    assert "r = p_new/p_old = 0.875" in h and "clip: none" in h and f"∂J/∂log π = {0.875 / 5:.6g}" in h
+    assert "(response 1, t = 4)" in h and "r = p_new/p_old = 0.875" in h and "clip: none" in h and f"∂J/∂log π = {0.875 / 5:.6g}" in h
 
 
 # ---------------------------------------------------------------------------------------------------------- sentences
@@ -188,9 +192,9 @@ def test_sentences_read_the_computed_numbers():
     assert s.startswith("GRPO clipped 3 of 5 tokens (60%)")
     assert "“《” (r = 1.3333)" in s and "1 + ε_high = 1.2" in s and "Loss -1.135." in s
     d = sentence(example("dual_clip_negative_advantage"))
-    assert "“41” (r = 8) exceeded c = 3 with A < 0, so its gradient is 0" in d
+    assert "“41” (r = 8) exceeded c = 3 with A < 0, so its policy gradient is 0" in d
     g = sentence(example("three_responses_gspo"))
-    assert g.startswith("GSPO clipped 3 of 3 responses") and "response 2 (s = 0.9283)" in g
+    assert g.startswith("GSPO clipped 3 of 3 responses whole") and "response 3 (s = 0.9283)" in g
     assert "dynamic sampling would drop" in sentence(example("equal_rewards_no_signal"))
 
 

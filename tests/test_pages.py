@@ -9,9 +9,9 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from gspo_viz import parse_scenario, run_scenario
-from gspo_viz.curves import drift_sequence_ratio
-from gspo_viz.style import fmt
-from gspo_viz.urlstate import encode_scenario
+from gspo_viz.core.curves import drift_sequence_ratio
+from gspo_viz.views.style import fmt
+from gspo_viz.scenarios.urlstate import encode_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
@@ -111,7 +111,7 @@ def test_token_lab_bad_probability_keeps_the_last_valid_group():
     at.run()
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
-    assert "tokens table, response 0, t = 3, column p_new" in errors and "outside (0, 1]" in errors
+    assert "tokens table, response 1, t = 3, column p_new" in errors and "outside (0, 1]" in errors
     assert at.metric[0].value == before and at.session_state["scenario"] == scenario_before
     at.session_state[key] = {"edited_rows": {2: {"p_new": 0.5}}, "added_rows": [], "deleted_rows": []}
     at.run()                                          # a valid edit goes through

@@ -5,7 +5,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
 from gspo_viz import OBJECTIVES, Settings, explain, objective_loss
-from gspo_viz.objectives import NONE
+from gspo_viz.core.objectives.base import NONE
 
 ALL = list(OBJECTIVES)
 PPO_FAMILY = [n for n, o in OBJECTIVES.items() if o.zeroes_clipped]

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from gspo_viz import ScenarioError, parse_scenario, run_scenario
-from gspo_viz.scenario import scenario_to_dict
+from gspo_viz.scenarios import scenario_to_dict
 
 
 def resp(n, reward, **extra):

@@ -13,7 +13,7 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from ..objectives import OBJECTIVES
+from ..core.objectives import OBJECTIVES
 from . import tasks
 from .train import TrainConfig, Trainer, TrainingStopped, sequence_logp
 
@@ -117,8 +117,8 @@ def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, 
 
 
 def signal_groups(run: Run) -> list[int]:
-    """Prompts of the run's last rollout whose G answers got different rewards (a learning signal; a group with
-    equal rewards has all advantages 0)."""
+    """Prompts of the run's last rollout whose G answers got different task rewards: the groups dynamic sampling
+    keeps (DAPO eq. 11). Without the soft overlong punishment a group with equal rewards has all advantages 0."""
     ro = run.trainer.last_rollout
     if ro is None:
         return []
@@ -151,6 +151,13 @@ def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
         settings["eps_low"] = tr.cfg.eps_low
     if tr.cfg.eps_high is not None:
         settings["eps_high"] = tr.cfg.eps_high
+    if s.max_tokens is not None:                          # the generation budget the run trains with as L_max
+        settings["max_tokens"] = s.max_tokens
+    if tr.cfg.dynamic_sampling:
+        settings["dynamic_sampling"] = True
+    if tr.cfg.overlong_filter or tr.cfg.overlong_cache:
+        settings["overlong"] = {"filter": tr.cfg.overlong_filter} | (
+            {"l_max": tr.cfg.max_new, "l_cache": tr.cfg.overlong_cache} if tr.cfg.overlong_cache else {})
     prompt_len = tr.cfg.max_digits + 2                    # PAD… BOS d1 … dn SEP
     prompt_text = tasks.detokenize([int(t) for t in ro.seq[idx[0]][:prompt_len]])
     return {"title": f"{run.label}, step {tr.step_count}: answers to {prompt_text} ({tr.cfg.task})",
@@ -201,9 +208,18 @@ def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float, c
     return text
 
 
+def _unfired_marks(x: Run, y: Run) -> list[str]:
+    """The marks x's objective has and y's lacks that no token of x's run has got yet (its clip_fraction_<mark>
+    is 0 at every step): while that holds, x's clip decisions are ones y's objective can make too."""
+    mine, theirs = OBJECTIVES[x.objective].marks, OBJECTIVES[y.objective].marks
+    return [mark for mark in mine if mark not in theirs
+            and sum(m.get(f"clip_fraction_{mark}", 0.0) for m in x.trainer.history) == 0]
+
+
 def _identical(runs: list[Run]) -> list[str]:
     """A sentence for each later run whose rewards so far equal an earlier run's at every step (its lines hide the
-    earlier run's), with the reason when it is Dual-Clip on GRPO."""
+    earlier run's), with a reason when one objective has a mark the other lacks and no token has got it yet (as
+    Dual-Clip's "dual" mark against GRPO): the reason is the objective's own words for that mark."""
     out = []
     for k, b in enumerate(runs):
         hb = b.trainer.history
@@ -213,12 +229,13 @@ def _identical(runs: list[Run]) -> list[str]:
                 continue
             text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same reward at every one of "
                     f"{len(hb)} steps), so they hide them.")
-            if {a.objective, b.objective} == {"grpo", "dual_clip"}:
-                dual = a if a.objective == "dual_clip" else b
-                held = sum(m.get("dual_clip_fraction", 0.0) for m in dual.trainer.history)
-                if held == 0:
-                    text += (f" Dual-Clip differs from GRPO only where A < 0 and the ratio exceeds c = "
-                             f"{dual.trainer.cfg.dual_clip_c:g}, and no token has reached that yet.")
+            for x, y in ((a, b), (b, a)):
+                obj, other = OBJECTIVES[x.objective], OBJECTIVES[y.objective]
+                for mark in _unfired_marks(x, y):
+                    why = obj.reasons[mark].format(**obj.fill(x.trainer.settings))
+                    who = "a token " + (why if why.startswith("whose ") else f"that {why}")
+                    text += (f" {obj.title} has a mark {other.title} lacks, for {who} ({obj.marks[mark]}), and no "
+                             f"token has reached that yet.")
             out.append(text)
             break
     return out

@@ -15,9 +15,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..advantages import group_advantages, kl_estimate, overlong_penalty
-from ..objectives import DUAL, NONE, clip_decisions, objective_loss
-from ..settings import OBJECTIVES as OBJECTIVE_NAMES, Settings, SettingsError
+from ..core import metrics as M
+from ..core.advantages import group_advantages, overlong_penalty
+from ..core.loss import clip_decisions, objective_loss
+from ..core.objectives import NAMES as OBJECTIVE_NAMES, OBJECTIVES
+from ..core.settings import Settings, SettingsError
 from . import tasks
 from .model import ModelConfig, ToyPolicy, positions_of
 
@@ -75,6 +77,9 @@ class TrainConfig:
             raise TrainConfigError("dual_clip_c", f"c must be > 1, got {self.dual_clip_c}")
         if not 0 < self.lr <= 1:
             raise TrainConfigError("lr", f"must be in (0, 1], got {self.lr}")
+        if not 0 <= self.overlong_cache <= self.max_new:
+            raise TrainConfigError("overlong_cache", f"L_cache must be in 0..max_new = {self.max_new} (the generation "
+                                                     f"budget, DAPO's L_max), got {self.overlong_cache}")
         if self.routing_replay and not self.moe:
             raise TrainConfigError("routing_replay", "Routing Replay needs the MoE model (moe = true)")
         try:
@@ -88,8 +93,11 @@ class TrainConfig:
         return self.max_digits + 1
 
     def settings(self) -> Settings:
+        """The core's settings for this run. An objective that reads max_tokens (Dr.GRPO's constant L_max of
+        1/(G·L_max)) gets the generation budget max_new, the same every step whatever the answers' lengths."""
+        budget = self.max_new if "max_tokens" in OBJECTIVES[self.objective].knobs else None
         return Settings(objective=self.objective, eps_low=self.eps_low, eps_high=self.eps_high,
-                        dual_clip_c=self.dual_clip_c, beta=self.beta, kl=self.kl).resolved()
+                        dual_clip_c=self.dual_clip_c, beta=self.beta, kl=self.kl, max_tokens=budget).resolved()
 
     def with_(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -189,6 +197,27 @@ def sequence_logp(model: ToyPolicy, seq: Tensor, forced: Optional[Tensor] = None
     return logp, experts, balance, entropy
 
 
+def update_metrics(objective: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor,
+                   loss_mask: Tensor, settings: Settings, first: int) -> dict:
+    """A step's clip and drift metrics, each by its one definition in core/metrics.py (as the explain path).
+
+    logp (N, T): each updated answer's log-probs as they were when its minibatch was updated; logp_old as sampled;
+    mask marks the tokens that exist, loss_mask those that take part (the metrics count these); the first `first`
+    rows are the first minibatch. Keys: clip_fraction and clip_fraction_<mark> for every mark (tokens),
+    seq_clip_fraction (answers), first_minibatch_clip_fraction, log_ratio_std (population std of log π_θ/π_old)
+    and kl_old_new (k3 estimate of KL(π_old ‖ π_θ) per token).
+    """
+    codes = clip_decisions(objective, logp, logp_old, advantages, mask, settings)
+    valid = loss_mask > 0
+    delta = torch.where(valid, logp - logp_old, torch.zeros_like(logp))
+    return M.clip_fractions(codes, valid) | {
+        "seq_clip_fraction": M.seq_clip_fraction(codes, valid),
+        "first_minibatch_clip_fraction": M.clip_fractions(codes[:first], valid[:first])["clip_fraction"],
+        "log_ratio_std": M.log_ratio_std(delta, valid),
+        "kl_old_new": M.kl_old_new(logp, logp_old, valid),
+    }
+
+
 @dataclass
 class Trainer:
     cfg: TrainConfig
@@ -209,19 +238,28 @@ class Trainer:
         self.last_rollout: Optional[Rollout] = None
 
     def advantages(self, ro: Rollout) -> tuple[Tensor, Tensor, Tensor]:
-        """Advantages (B,), the loss mask after filtering, and the per-group no-signal flags (P,)."""
+        """Advantages (B,), the loss mask after filtering, and the per-group no-signal flags (P,).
+
+        The advantages come from the shaped reward (task reward + DAPO's soft overlong punishment, eq. 13, when
+        overlong_cache > 0). The no-signal flags, and so dynamic sampling, come from the task reward alone: DAPO
+        eq. 11 keeps a group when 0 < #correct < G, so a group whose answers are all right (or all wrong) is dropped
+        even when their lengths, through the punishment, make its shaped rewards differ.
+        """
         cfg = self.cfg
-        rewards = ro.rewards.double()
+        task = ro.rewards.double().view(cfg.prompts, cfg.group)                  # (P, G)
+        shaped = task
         if cfg.overlong_cache:
-            rewards = rewards + overlong_penalty(ro.lengths, cfg.max_new, cfg.overlong_cache)
-        adv, stats = group_advantages(rewards.view(cfg.prompts, cfg.group), self.settings.advantage,
-                                      self.settings.std, self.settings.adv_eps)
+            shaped = task + overlong_penalty(ro.lengths, cfg.max_new, cfg.overlong_cache).view(cfg.prompts, cfg.group)
+        s = self.settings
+        adv, _ = group_advantages(shaped, s.advantage, s.std, s.adv_eps)
+        _, task_stats = group_advantages(task, s.advantage, s.std, s.adv_eps)
+        no_signal = task_stats.no_signal                                        # (P,): equal task rewards
         mask = ro.resp.clone()
         if cfg.dynamic_sampling:
-            mask = mask * (~stats.no_signal).repeat_interleave(cfg.group).float().unsqueeze(-1)
+            mask = mask * (~no_signal).repeat_interleave(cfg.group).float().unsqueeze(-1)
         if cfg.overlong_filter:
             mask = mask * (~ro.truncated).float().unsqueeze(-1)
-        return adv.view(-1).float(), mask, stats.no_signal
+        return adv.view(-1).float(), mask, no_signal
 
     def step(self) -> dict:
         """One rollout and μ minibatch updates; returns this step's metrics (also appended to history)."""
@@ -239,7 +277,7 @@ class Trainer:
         B = ro.seq.shape[0]
         order = torch.randperm(B, generator=self.shuffle_gen)
         chunks = order.chunk(cfg.minibatches)
-        updated, changed, changed_n, grad_norms, first_clip = [], 0.0, 0.0, [], None
+        updated, changed, changed_n, grad_norms = [], 0.0, 0.0, []
         self.model.train()
         for k, idx in enumerate(chunks):
             m = mask[idx]
@@ -247,8 +285,10 @@ class Trainer:
                 continue
             forced = ro.experts[idx] if (cfg.routing_replay and ro.experts is not None) else None
             logp, experts, balance, entropy = sequence_logp(self.model, ro.seq[idx], forced)
-            loss = objective_loss(cfg.objective, logp, ro.logp_old[idx], adv[idx], m, self.settings,
-                                  None if ref_logp is None else ref_logp[idx])
+            # the existence mask and the loss mask: filtered answers leave the sum but still exist (Dr.GRPO's L_max
+            # is read from the existence mask when max_tokens is unset)
+            loss = objective_loss(cfg.objective, logp, ro.logp_old[idx], adv[idx], ro.resp[idx], self.settings,
+                                  None if ref_logp is None else ref_logp[idx], loss_mask=m)
             if cfg.moe:
                 loss = loss + cfg.aux_coef * balance
             if not torch.isfinite(loss):
@@ -275,34 +315,21 @@ class Trainer:
                 idx = torch.cat([u[0] for u in updated])
                 lp = torch.cat([u[1] for u in updated])
                 ent = torch.cat([u[2] for u in updated])
-                lo, m = ro.logp_old[idx], mask[idx]
-                codes = clip_decisions(cfg.objective, lp, lo, adv[idx], m, self.settings)
-                valid = m > 0
-                clipped = (codes != NONE) & valid
-                dual_n = float(((codes == DUAL) & valid).sum())
-                tok_n = float(valid.sum())
-                first = len(updated[0][0])
-                first_clip = float(clipped[:first].sum()) / max(float(valid[:first].sum()), 1.0)
-                rows = valid.any(-1)
-                clip_tok, clip_seq, seq_n = float(clipped.sum()), float((clipped.any(-1) & rows).sum()), float(rows.sum())
-                all_spread = (lp - lo)[valid]
-                kl_sum = float(kl_estimate(lp, lo, "k3")[valid].sum())      # KL(old‖new) per token, k3 estimate
-                ent_sum = float(ent[valid].sum())
-            else:
-                clip_tok = clip_seq = tok_n = seq_n = kl_sum = ent_sum = dual_n = 0.0
-                all_spread = torch.zeros(1)
+                m = mask[idx]
+                clip = update_metrics(cfg.objective, lp, ro.logp_old[idx], adv[idx], ro.resp[idx], m, self.settings,
+                                      first=len(updated[0][0]))
+                ent_mean = float(ent[m > 0].mean()) if bool((m > 0).any()) else 0.0
+            else:                           # every answer was filtered out: nothing moved, no token takes part
+                clip = update_metrics(cfg.objective, ro.logp_old, ro.logp_old, adv, ro.resp, torch.zeros_like(mask),
+                                      self.settings, first=0)
+                ent_mean = 0.0
         self.step_count += 1
         metrics = {
             "step": self.step_count,
             "reward": float(ro.rewards.mean()),
             "accuracy": float(ro.exact.float().mean()),
-            "clip_fraction": clip_tok / max(tok_n, 1.0),
-            "seq_clip_fraction": clip_seq / max(seq_n, 1.0),
-            "dual_clip_fraction": dual_n / max(tok_n, 1.0),   # tokens held at c·A (A < 0, ratio > c): Dual-Clip only
-            "first_minibatch_clip_fraction": first_clip if first_clip is not None else 0.0,
-            "log_ratio_std": float(all_spread.std()) if all_spread.numel() > 1 else 0.0,
-            "kl_old_new": kl_sum / max(tok_n, 1.0),
-            "entropy": ent_sum / max(tok_n, 1.0),
+            **clip,
+            "entropy": ent_mean,
             "response_length": float(ro.lengths.float().mean()),
             "grad_norm": sum(grad_norms) / max(len(grad_norms), 1),
             "no_signal_fraction": float(no_signal.float().mean()),

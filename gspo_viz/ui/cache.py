@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..curves import ClipCurve, clip_curve
-from ..narrate import sentence
-from ..plots import heatmaps
-from ..scenario import ScenarioResult, parse_scenario, run_scenario
-from ..settings import Settings
+from ..core.curves import ClipCurve, clip_curve
+from ..views.narrate import sentence
+from ..views.plots import heatmaps
+from ..scenarios import ScenarioResult, parse_scenario, run_scenario
+from ..core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,17 @@ def objective_view(key: str, name: str, height: int) -> ObjectiveView:
 def cached_clip_curve(name: str, grid: tuple[float, float, int, float], adv_sign: float,
                       settings: Settings) -> ClipCurve:
     """clip_curve on ratio_grid(*grid): the grid's parameters are the cache key, not its 400 points."""
-    from ..curves import ratio_grid
+    from ..core.curves import ratio_grid
     return clip_curve(name, ratio_grid(*grid), adv_sign, settings)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_weights(lengths: tuple, G: int, other_len: int, max_tokens: int) -> dict:
-    from ..curves import per_token_weight_vs_length
+    from ..core.curves import per_token_weight_vs_length
     return per_token_weight_vs_length(list(lengths), G, other_len, max_tokens)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def cached_drift(lengths: tuple, delta: float) -> tuple[list, list]:
-    from ..curves import drift_curves
+    from ..core.curves import drift_curves
     return drift_curves(list(lengths), delta)

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from ..scenario import ScenarioError, parse_scenario
-from ..urlstate import decode_scenario, encode_scenario
+from ..scenarios.files import ScenarioError, parse_scenario
+from ..scenarios.urlstate import decode_scenario, encode_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_EXAMPLE = "default_group.json"

@@ -6,13 +6,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..scenario import MAX_FILE_BYTES, ScenarioError, loads, parse_scenario
-from ..settings import (ADVANTAGE_MODES, COMMON_DEFAULTS, DEFAULTS, KL_ESTIMATORS, OBJECTIVES as OBJECTIVE_NAMES_TUPLE,
-                        Settings, SettingsError)
-from ..style import CLIP_MEANING, COLORS
+from ..core.objectives import NAMES
+from ..core.settings import ADVANTAGE_MODES, COMMON_DEFAULTS, KL_ESTIMATORS, Settings, SettingsError
+from ..scenarios.files import MAX_FILE_BYTES, ScenarioError, loads, parse_scenario
+from ..views.style import clip_legend as legend_lines
 from .state import example_files, flash, read_example, set_scenario
 
-OBJECTIVE_NAMES = list(OBJECTIVE_NAMES_TUPLE)
+OBJECTIVE_NAMES = list(NAMES)
+# What the ε boxes and c show while a scenario leaves them unset and every objective uses the same ε
+SHOWN_EPS = 0.2
+
+
+def _shown_c() -> float:
+    from ..core.objectives import OBJECTIVES
+    return next(o.defaults["dual_clip_c"] for o in OBJECTIVES.values() if "dual_clip_c" in o.defaults)
 
 
 def title_of(path: Path) -> str:
@@ -47,49 +54,62 @@ def scenario_sidebar() -> None:
                            file_name="scenario.json", mime="application/json", icon=":material/download:")
 
 
+def _paper_eps() -> str:
+    """Each objective's own ε, from its definition."""
+    from ..core.objectives import OBJECTIVES
+    out = []
+    for o in OBJECTIVES.values():
+        if "eps_high" in o.defaults:
+            low = o.defaults.get("eps_low")
+            out.append(f"{o.title} {'no lower bound' if low is None else f'{low:g}'}/{o.defaults['eps_high']:g}")
+    return "ε_low/ε_high: " + ", ".join(out)
+
+
 def settings_controls() -> None:
     """ε's, c, advantage and KL controls that edit the scenario's settings; a bad value shows its message inline
     and is not applied (the charts keep the last valid settings)."""
     ss = st.session_state
     current = dict(ss.scenario.get("settings", {}))
-    # what an unset knob shows: the core's defaults (GRPO's ε for "one ε for every objective")
-    shown = COMMON_DEFAULTS | {"eps": DEFAULTS["grpo"]["eps_high"], "dual_clip_c": DEFAULTS["dual_clip"]["dual_clip_c"]}
+    # what an unset knob shows: the core's common defaults; a value the scenario sets (0.0 included) is shown as set
+    shown = COMMON_DEFAULTS | {"eps": SHOWN_EPS, "dual_clip_c": _shown_c()}
+
+    def value(key, fallback):
+        return current[key] if current.get(key) is not None else fallback
     v = ss.version
     new = dict(current)
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1])
     own = c0.toggle("Each objective uses its paper's ε", value=current.get("eps_low") is None
                     and current.get("eps_high") is None, key=f"own_eps_{v}",
-                    help="GRPO/Dual-Clip 0.2/0.2, DAPO 0.2/0.28, GSPO 3e-4/4e-4, CISPO ε_high 0.2. "
-                         "Turn off to give every objective the same ε.")
+                    help=_paper_eps() + ". Turn off to give every objective the same ε.")
     if own:
         new.pop("eps_low", None)
         new.pop("eps_high", None)
     else:
-        new["eps_low"] = c1.number_input("ε_low", value=float(current.get("eps_low") or shown["eps"]), step=0.0001,
+        new["eps_low"] = c1.number_input("ε_low", value=float(value("eps_low", shown["eps"])), step=0.0001,
                                          format="%.4f", key=f"eps_low_{v}")
-        new["eps_high"] = c2.number_input("ε_high", value=float(current.get("eps_high") or shown["eps"]), step=0.0001,
+        new["eps_high"] = c2.number_input("ε_high", value=float(value("eps_high", shown["eps"])), step=0.0001,
                                           format="%.4f", key=f"eps_high_{v}")
-    new["dual_clip_c"] = c3.number_input("Dual-Clip c", value=float(current.get("dual_clip_c") or shown["dual_clip_c"]),
+    new["dual_clip_c"] = c3.number_input("Dual-Clip c", value=float(value("dual_clip_c", shown["dual_clip_c"])),
                                          step=0.1,
                                          key=f"c_{v}", help="for A < 0 the term never falls below c·A; c > 1")
     a1, a2, a3, a4 = st.columns(4)
-    mode = current.get("advantage") or shown["advantage"]
+    mode = value("advantage", shown["advantage"])
     new["advantage"] = a1.selectbox("Advantage", ADVANTAGE_MODES, index=ADVANTAGE_MODES.index(mode),
                                     key=f"adv_{v}", format_func={"group": "group z-score", "mean": "mean-centred",
                                                                  "rloo": "RLOO"}.get,
                                     help="unless you choose here, Dr.GRPO uses its own mean-centring")
-    std = current.get("std") or shown["std"]
+    std = value("std", shown["std"])
     new["std"] = a2.radio("std over", ["sample", "population"], index=["sample", "population"].index(std),
                           horizontal=True, key=f"std_{v}", format_func={"sample": "G − 1", "population": "G"}.get,
                           help="TRL and verl use the sample std (G − 1)")
-    new["beta"] = a3.number_input("β (KL weight)", value=float(current.get("beta") or shown["beta"]), step=0.01,
+    new["beta"] = a3.number_input("β (KL weight)", value=float(value("beta", shown["beta"])), step=0.01,
                                   format="%.3f", key=f"beta_{v}", help="needs p_ref or logp_ref on every response")
-    kl = current.get("kl") or shown["kl"]
+    kl = value("kl", shown["kl"])
     new["kl"] = a4.selectbox("KL estimator", KL_ESTIMATORS, index=KL_ESTIMATORS.index(kl), key=f"kl_{v}")
     # A knob the scenario leaves unset stays unset while it shows its default (so visiting a page changes nothing;
     # the advantage left unset lets each objective keep its own, e.g. Dr.GRPO's mean-centring).
-    for key in ("dual_clip_c", "advantage", "std", "beta", "kl"):
-        if key not in current and new.get(key) == shown[key]:
+    for key in ("eps_low", "eps_high", "dual_clip_c", "advantage", "std", "beta", "kl"):
+        if key not in current and key in new and new[key] == shown.get(key, shown["eps"]):
             new.pop(key, None)
     try:
         Settings.from_dict(new)
@@ -101,14 +121,15 @@ def settings_controls() -> None:
 
 
 def objective_header(name: str) -> None:
-    from ..objectives import OBJECTIVES
+    from ..core.objectives import OBJECTIVES
     obj = OBJECTIVES[name]
-    st.markdown(f"<h4 style='color:{COLORS[name]};margin:0'>■ {obj.title}</h4>"
+    st.markdown(f"<h4 style='color:{obj.color};margin:0'>■ {obj.title}</h4>"
                 f"<span style='color:#666;font-size:0.8em'>{obj.paper}</span>", unsafe_allow_html=True)
 
 
-def clip_legend() -> None:
-    st.caption("  ·  ".join(CLIP_MEANING.values()))
+def clip_legend(names: list[str]) -> None:
+    """What each mark means for each objective on the page (CISPO's ▲ differs from GRPO's, SAPO has none)."""
+    st.caption("\n\n".join(legend_lines(names)))
 
 # Every chart: no mode bar, and no Streamlit theme (the figures carry their own styling; skipping the theme makes
 # an edit-to-updated-chart about 130 ms faster in the browser).

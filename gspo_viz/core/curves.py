@@ -7,7 +7,8 @@ from typing import Optional
 import torch
 
 from .advantages import overlong_penalty
-from .objectives import OBJECTIVES, aggregation_weights, gspo
+from .aggregation import aggregation_weights, longest
+from .objectives import OBJECTIVES
 from .settings import Settings
 
 
@@ -30,7 +31,7 @@ def clip_curve(name: str, ratios: list[float], adv_sign: float, settings: Settin
     logp_old = torch.zeros_like(r)
     adv = torch.full((r.shape[0],), float(adv_sign), dtype=torch.float64)
     mask = torch.ones_like(r)
-    terms = OBJECTIVES[name].fn(logp, logp_old, adv, mask, cfg)
+    terms = OBJECTIVES[name].terms(logp, logp_old, adv, mask, cfg)
     value = terms.value.reshape(-1)
     (grad,) = torch.autograd.grad(value.sum(), logp)                # rows are independent: d term_i / d log π_i
     grad = grad.reshape(-1)
@@ -42,7 +43,7 @@ def clip_curve(name: str, ratios: list[float], adv_sign: float, settings: Settin
         if not z and start is not None:
             regions.append((ratios[start], ratios[k - 1]))
             start = None
-    show_value = None if name == "cispo" else value.detach().tolist()
+    show_value = value.detach().tolist() if OBJECTIVES[name].has_surrogate else None
     return ClipCurve(list(ratios), show_value, grad.tolist(), regions)
 
 
@@ -72,8 +73,9 @@ def per_token_weight_vs_length(lengths: list[int], G: int = 8, other_len: int = 
         mask[1:, :other_len] = 1
         l_max = max_tokens if max_tokens is not None else None
         for name in AGG_OBJECTIVES:
-            w = aggregation_weights(mask, OBJECTIVES[name].aggregation, l_max)
-            out[name].append(float(w[0] / L) if name == "gspo" else float(w[0, 0]))
+            w = aggregation_weights(mask, OBJECTIVES[name].aggregation, longest(mask, l_max))
+            # a per-sequence term spreads its response's weight over its L tokens
+            out[name].append(float(w[0] / L) if w.dim() == 1 else float(w[0, 0]))
     return out
 
 
@@ -95,7 +97,8 @@ def drift_sequence_ratio(lengths: list[int], delta: float) -> list[float]:
     logp = logp_old.clone()
     logp[:, 0] = delta
     mask = (torch.arange(T).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).to(torch.float64)
-    terms = gspo(logp, logp_old, torch.ones(n, dtype=torch.float64), mask, Settings(objective="gspo").resolved())
+    terms = OBJECTIVES["gspo"].terms(logp, logp_old, torch.ones(n, dtype=torch.float64), mask,
+                                     Settings(objective="gspo").resolved())
     return terms.seq_ratio.tolist()
 
 

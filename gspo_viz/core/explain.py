@@ -7,9 +7,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import metrics as M
 from .advantages import kl_estimate
-from .objectives import CLIP_NAMES, DUAL, LOWER, NONE, OBJECTIVES, UPPER, clip_decisions, closed_form_grad, \
-    objective_value
+from .loss import clip_decisions, closed_form_grad, get, objective_parts
+from .objectives.base import CLIP_NAMES
 from .settings import Settings
 
 
@@ -23,10 +24,12 @@ class Explanation:
     ratio: Tensor               # (G, T) the ratio each token's term uses (s_i for GSPO)
     seq_ratio: Optional[Tensor]  # (G,) sequence ratio where the objective has one
     clip: Tensor                # (G, T) codes, see CLIP_NAMES
-    grad_weight: Tensor         # (G, T) ∂J/∂log π_θ(y_{i,t}) by autograd
-    closed_grad: Tensor         # (G, T) the same by the closed form
+    grad_weight: Tensor         # (G, T) ∂J/∂log π_θ(y_{i,t}) by autograd (policy term and KL)
+    policy_grad: Tensor         # (G, T) the policy term's part of it, by autograd (grad_weight = policy_grad + KL's)
+    closed_grad: Tensor         # (G, T) grad_weight by the closed form
     mask: Tensor                # (G, T) 0/1: the token exists
     loss_mask: Tensor           # (G, T) 0/1: the token takes part in the loss
+    gate: Optional[Tensor] = None  # (G, T) a soft objective's gate on r·A (SAPO), else None
     metrics: dict = field(default_factory=dict)
 
     def clip_name(self, i: int, t: int) -> str:
@@ -48,42 +51,36 @@ def explain(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask:
     part = mask if loss_mask is None else loss_mask.detach().to(torch.float64)
     ref = None if logp_ref is None else logp_ref.detach().to(torch.float64)
 
-    J, terms = objective_value(name, logp, logp_old, advantages, mask, cfg, ref, part)
-    (grad,) = torch.autograd.grad(J, logp)
+    J_policy, J_kl, terms = objective_parts(name, logp, logp_old, advantages, mask, cfg, ref, part)
+    (policy_grad,) = torch.autograd.grad(J_policy, logp, retain_graph=True, allow_unused=True)
+    policy_grad = torch.zeros_like(logp) if policy_grad is None else policy_grad
+    grad = policy_grad
+    J = J_policy
+    if cfg.beta and ref is not None:
+        (kl_grad,) = torch.autograd.grad(J_kl, logp)
+        grad = policy_grad - cfg.beta * kl_grad
+        J = J_policy - cfg.beta * J_kl
     logp = logp.detach()
     grad = torch.where(part > 0, grad, torch.zeros_like(grad))
+    policy_grad = torch.where(part > 0, policy_grad, torch.zeros_like(policy_grad))
     codes = clip_decisions(name, logp, logp_old, advantages, mask, cfg)
     closed = closed_form_grad(name, logp, logp_old, advantages, mask, cfg, ref, part, codes)
-    token_ratio = torch.exp(torch.where(mask > 0, logp - logp_old, torch.zeros_like(logp)))
+    delta = torch.where(mask > 0, logp - logp_old, torch.zeros_like(logp))
+    token_ratio = delta.exp()
     seq_ratio = None if terms.seq_ratio is None else terms.seq_ratio.detach()
+    gate = get(name).gate(delta, advantages, cfg)
     J_value = float(J.detach()) + 0.0  # + 0.0 turns −0.0 into 0.0
-    return Explanation(name, cfg, J_value, 0.0 - J_value, token_ratio, terms.ratio.detach(), seq_ratio, codes,
-                       grad, closed, mask, part, _metrics(name, logp, token_ratio, codes, part, seq_ratio, cfg, ref))
-
-
-def _metrics(name, logp, token_ratio, codes, mask, seq_ratio, cfg, ref) -> dict:
-    valid = mask > 0
-    n_tok = int(valid.sum())
-    n = max(n_tok, 1)
-    counts = torch.bincount(codes[valid], minlength=len(CLIP_NAMES)).tolist()
+    valid = part > 0
+    metrics = M.clip_fractions(codes, valid) | {"tokens": int(valid.sum())}
     r = token_ratio[valid]
-    if n_tok:
-        logr = torch.log(r)
-        stats = torch.stack([r.mean(), r.min(), r.max(), logr.std(correction=0)]).tolist()
-    else:
-        stats = [1.0, 1.0, 1.0, 0.0]
-    out = {
-        "clip_fraction": (n_tok - counts[NONE]) / n if n_tok else 0.0,
-        "clip_fraction_upper": counts[UPPER] / n,
-        "clip_fraction_lower": counts[LOWER] / n,
-        "clip_fraction_dual": counts[DUAL] / n,
-        "tokens": n_tok,
-        "ratio_mean": stats[0], "ratio_min": stats[1], "ratio_max": stats[2], "log_ratio_std": stats[3],
-    }
-    if OBJECTIVES[name].level == "sequence":
-        rows = valid.any(-1)
-        clipped_rows = ((codes != NONE) & valid).any(-1) & rows
-        out["seq_clip_fraction"] = float(clipped_rows.sum()) / max(int(rows.sum()), 1)
+    metrics |= {"ratio_mean": float(r.mean()) if r.numel() else 1.0,
+                "ratio_min": float(r.min()) if r.numel() else 1.0,
+                "ratio_max": float(r.max()) if r.numel() else 1.0,
+                "log_ratio_std": M.log_ratio_std(delta, valid)}
+    if get(name).level == "sequence":
+        metrics["seq_clip_fraction"] = M.seq_clip_fraction(codes, valid)
     if ref is not None:
-        out["kl"] = float(kl_estimate(logp, ref, cfg.kl)[valid].mean()) if n_tok else 0.0
-    return out
+        k = kl_estimate(logp, ref, cfg.kl)[valid]
+        metrics["kl"] = float(k.mean()) if k.numel() else 0.0
+    return Explanation(name, cfg, J_value, 0.0 - J_value, token_ratio, terms.ratio.detach(), seq_ratio, codes,
+                       grad, policy_grad, closed, mask, part, None if gate is None else gate.detach(), metrics)

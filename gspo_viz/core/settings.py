@@ -6,38 +6,16 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-OBJECTIVES = ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo")
+from .objectives import NAMES
+
 ADVANTAGE_MODES = ("group", "mean", "rloo")
 STD_MODES = ("sample", "population")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
-# Per-objective defaults; a knob absent from a scenario takes these (None = "not set here").
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "grpo": {"eps_low": 0.2, "eps_high": 0.2},
-    "dual_clip": {"eps_low": 0.2, "eps_high": 0.2, "dual_clip_c": 3.0},
-    "dapo": {"eps_low": 0.2, "eps_high": 0.28},
-    "dr_grpo": {"eps_low": 0.2, "eps_high": 0.2, "advantage": "mean"},
-    "gspo": {"eps_low": 3e-4, "eps_high": 4e-4},
-    "gspo_token": {"eps_low": 3e-4, "eps_high": 4e-4},
-    "cispo": {"eps_low": None, "eps_high": 0.2},
-    "gmpo": {"gmpo_eps": 0.4},
-    "sapo": {"tau_pos": 1.0, "tau_neg": 1.05},
-}
+# What a knob absent from a scenario takes when the objective sets no default of its own (core/objectives/<name>.py).
 COMMON_DEFAULTS: dict[str, Any] = {
     "beta": 0.0, "kl": "k3", "advantage": "group", "std": "sample", "adv_eps": 1e-6,
     "dynamic_sampling": False, "overlong": None,
-}
-# The knobs each objective reads (besides the common ones); used to print effective settings.
-KNOBS: dict[str, tuple[str, ...]] = {
-    "grpo": ("eps_low", "eps_high"),
-    "dual_clip": ("eps_low", "eps_high", "dual_clip_c"),
-    "dapo": ("eps_low", "eps_high"),
-    "dr_grpo": ("eps_low", "eps_high", "max_tokens"),
-    "gspo": ("eps_low", "eps_high"),
-    "gspo_token": ("eps_low", "eps_high"),
-    "cispo": ("eps_low", "eps_high"),
-    "gmpo": ("gmpo_eps",),
-    "sapo": ("tau_pos", "tau_neg"),
 }
 
 
@@ -112,8 +90,8 @@ class Settings:
     overlong: Optional[Overlong] = None  # DAPO's overlong filtering and soft punishment
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise SettingsError("objective", f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.objective not in NAMES:
+            raise SettingsError("objective", f"unknown objective {self.objective!r}; valid: {', '.join(NAMES)}")
         if self.eps_low is not None:
             v = _number("eps_low", self.eps_low)
             if not 0 <= v < 1:
@@ -163,7 +141,8 @@ class Settings:
 
     def resolved(self) -> "Settings":
         """The effective settings: every knob this objective reads gets a value (its default where unset)."""
-        values = {**COMMON_DEFAULTS, **DEFAULTS[self.objective]}
+        from .objectives import OBJECTIVES
+        values = {**COMMON_DEFAULTS, **OBJECTIVES[self.objective].defaults}
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
         values.update(given)
         values["objective"] = self.objective
@@ -171,8 +150,9 @@ class Settings:
 
     def effective_dict(self) -> dict:
         """The resolved knobs that matter for this objective, as plain JSON values."""
+        from .objectives import OBJECTIVES
         r = self.resolved()
-        keys = ("objective",) + KNOBS[r.objective] + ("advantage", "std", "adv_eps", "beta", "kl",
+        keys = ("objective",) + OBJECTIVES[r.objective].knobs + ("advantage", "std", "adv_eps", "beta", "kl",
                                                        "dynamic_sampling", "overlong")
         out = {}
         for k in keys:

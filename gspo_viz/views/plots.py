@@ -6,11 +6,12 @@ from typing import Optional
 
 import plotly.graph_objects as go
 
-from .curves import ClipCurve
-from .objectives import CLIP_NAMES, OBJECTIVES
-from .scenario import ScenarioResult
+from ..core.curves import ClipCurve
+from ..core.objectives import OBJECTIVES
+from ..core.objectives.base import CLIP_NAMES
+from ..scenarios.run import ScenarioResult
 from .steps import hover_texts
-from .style import CLIP_SYMBOLS, COLORS, DASHES
+from .style import CLIP_SYMBOLS
 
 # ColorBrewer RdBu end points (colour-blind safe): blue = above (ratio > 1, a gradient that raises), red = below
 DIVERGING = [[0.0, "#b2182b"], [0.25, "#ef8a62"], [0.5, "#f7f7f7"], [0.75, "#67a9cf"], [1.0, "#2166ac"]]
@@ -36,7 +37,7 @@ def _row_labels(res: ScenarioResult) -> list[str]:
     labels = []
     for i in range(len(res.scenario.responses)):
         a = adv[i] if not isinstance(adv[i], list) else sum(adv[i]) / max(len(adv[i]), 1)
-        label = f"resp {i} · A {a:+.3f}"
+        label = f"resp {i + 1} · A {a:+.3f}"
         if ex.seq_ratio is not None:
             label += f" · s {float(ex.seq_ratio[i]):.4f}"
         if i in res.masked:
@@ -87,7 +88,7 @@ def _heatmap(res: ScenarioResult, values, title: str, colorbar: dict, height: in
         data.append(dict(type="scatter", x=[w[0] for w in words], y=[w[1] for w in words],
                          text=[w[2] for w in words], mode="text", textfont=dict(size=9, color="#333"),
                          textposition="bottom center", hoverinfo="skip", showlegend=False))
-    return _figure(data, title, height, COLORS[res.explanation.objective],
+    return _figure(data, title, height, OBJECTIVES[res.explanation.objective].color,
                    yaxis=dict(autorange="reversed"), xaxis=dict(title=dict(text="token t"), showgrid=False))
 
 
@@ -122,7 +123,7 @@ def heatmaps(res: ScenarioResult, height: int = 320) -> tuple[go.Figure, go.Figu
 def advantages_figure(panel: dict, height: int = 300) -> go.Figure:
     """Advantages of each response under each convention, grouped bars (same rewards, different rules)."""
     palette = ["#0072B2", "#56B4E9", "#E69F00", "#009E73"]
-    x = [f"resp {i} (R {r:g})" for i, r in enumerate(panel["rewards"])]
+    x = [f"resp {i + 1} (R {r:g})" for i, r in enumerate(panel["rewards"])]
     data = [dict(type="bar", x=x, y=values, name=label, marker=dict(color=palette[k % 4]),
                  hovertemplate=label + "<br>%{x}: A = %{y:.10g}<extra></extra>")
             for k, (label, values) in enumerate(panel["advantages"].items())]
@@ -142,11 +143,11 @@ def clip_explorer_figure(curves: dict[str, ClipCurve], kind: str, adv_sign: floa
         title = OBJECTIVES[name].title
         if y is not None:
             data.append(dict(type="scatter", x=c.ratio, y=y, mode="lines", name=title,
-                             line=dict(color=COLORS[name], width=max(4.5 - 0.7 * k, 1.5), dash=DASHES[name]),
+                             line=dict(color=OBJECTIVES[name].color, width=max(4.5 - 0.7 * k, 1.5), dash=OBJECTIVES[name].dash),
                              hovertemplate=title + ": x = %{x:.6g}, y = %{y:.6g}<extra></extra>"))
         for x0, x1 in c.zero_regions:
             shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=1 - (k + 1) * strip,
-                               y1=1 - k * strip, line=dict(width=0), fillcolor=COLORS[name], opacity=0.7))
+                               y1=1 - k * strip, line=dict(width=0), fillcolor=OBJECTIVES[name].color, opacity=0.7))
     if marker is not None:
         x, label = marker
         shapes.append(dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,

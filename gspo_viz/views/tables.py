@@ -1,5 +1,7 @@
 """The editable tables of the Token Lab (pandas, no Streamlit): scenario ⇄ tables, and edits that keep what was typed.
 
+Responses and tokens are numbered from 1 in the tables, as on every page.
+
 Two tables: responses (one row per response: reward, optional advantage, truncated) and tokens (one row per token:
 response, t, token, and p_old/p_new or logp_old/logp_new). Converting back never drops a typed value: an invalid
 entry goes into the scenario as typed, so parse_scenario names it (e.g. responses[1].p_new[2]).
@@ -19,13 +21,13 @@ def scenario_to_tables(data: dict, log_space: bool = False) -> tuple[pd.DataFram
     rows, toks = [], []
     for i, r in enumerate(data.get("responses", [])):
         adv = r.get("advantage")
-        rows.append({"response": i, "reward": r.get("reward"), "advantage": adv if not isinstance(adv, list) else None,
+        rows.append({"response": i + 1, "reward": r.get("reward"), "advantage": adv if not isinstance(adv, list) else None,
                      "truncated": bool(r.get("truncated", False))})
         old, new = _values(r, "old", log_space), _values(r, "new", log_space)
         tokens = r.get("tokens") or [f"t{k + 1}" for k in range(max(len(old), len(new)))]
         cols = ("logp_old", "logp_new") if log_space else ("p_old", "p_new")
         for t, tok in enumerate(tokens):
-            toks.append({"response": i, "t": t + 1, "token": tok, cols[0]: old[t] if t < len(old) else None,
+            toks.append({"response": i + 1, "t": t + 1, "token": tok, cols[0]: old[t] if t < len(old) else None,
                          cols[1]: new[t] if t < len(new) else None})
     value_cols = ["logp_old", "logp_new"] if log_space else ["p_old", "p_new"]
     return (pd.DataFrame(rows, columns=RESPONSE_COLUMNS),
@@ -92,18 +94,18 @@ def where_in_tables(where: str, tokens: pd.DataFrame) -> str:
     import re
     m = re.match(r"responses\[(\d+)\]\.(p_old|p_new|logp_old|logp_new|tokens)\[(\d+)\]", where)
     if m:
-        return f"tokens table, response {m.group(1)}, t = {int(m.group(3)) + 1}, column {m.group(2)}"
+        return f"tokens table, response {int(m.group(1)) + 1}, t = {int(m.group(3)) + 1}, column {m.group(2)}"
     m = re.match(r"responses\[(\d+)\](?:\.(reward|advantage|truncated))?", where)
     if m:
         field = m.group(2)
-        return f"responses table, response {m.group(1)}" + (f", column {field}" if field else "")
+        return f"responses table, response {int(m.group(1)) + 1}" + (f", column {field}" if field else "")
     return where
 
 
 # --------------------------------------------------------------------------- structural edits (keep typed values)
 
 def add_response(responses: pd.DataFrame, tokens: pd.DataFrame, n_tokens: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    i = int(responses["response"].max()) + 1 if len(responses) else 0
+    i = int(responses["response"].max()) + 1 if len(responses) else 1
     responses = pd.concat([responses, pd.DataFrame([{"response": i, "reward": 0.0, "advantage": None,
                                                      "truncated": False}])], ignore_index=True)
     value_cols = [c for c in tokens.columns if c not in ("response", "t", "token")]
@@ -114,7 +116,7 @@ def add_response(responses: pd.DataFrame, tokens: pd.DataFrame, n_tokens: int = 
 
 
 def remove_response(responses: pd.DataFrame, tokens: pd.DataFrame, i: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Remove response i and renumber the later ones so indices stay 0..G−1."""
+    """Remove response i (as numbered in the table) and renumber the later ones so they stay 1..G."""
     responses = responses[responses["response"] != i].copy()
     tokens = tokens[tokens["response"] != i].copy()
     responses.loc[responses["response"] > i, "response"] -= 1

@@ -8,16 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from .settings import Settings, SettingsError
+from ..core.settings import Settings, SettingsError
 
-if TYPE_CHECKING:
-    from torch import Tensor
-
-    from .explain import Explanation
 
 MAX_FILE_BYTES = 2_000_000
 MAX_RESPONSES = 256
@@ -217,148 +213,3 @@ def scenario_to_dict(s: Scenario) -> dict:
     if "overlong" in settings:
         settings["overlong"] = dataclasses.asdict(settings["overlong"])
     return {"title": s.title, "notes": s.notes, "responses": out, "settings": settings}
-
-
-# --------------------------------------------------------------------------- running
-
-@dataclass
-class ScenarioResult:
-    scenario: Scenario
-    explanation: Explanation
-    rewards: Optional[list[float]]         # as given
-    shaped_rewards: Optional[list[float]]  # after the overlong punishment (= rewards without it)
-    advantages: Tensor                     # (G,) or (G, T): what the objective used
-    reward_mean: Optional[float]
-    reward_std: Optional[float]
-    no_signal: bool                        # all rewards equal: no learning signal
-    dropped: bool                          # ... and dynamic sampling dropped the group
-    masked: list[int]                      # responses taken out of the loss (overlong filter, dynamic sampling)
-    conventions: list[str] = field(default_factory=list)
-
-
-def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
-    """Padded (G, T) float64 logp, logp_old, logp_ref (or None) and the 0/1 mask."""
-    import torch
-    G, T = len(responses), max(len(r.logp_old) for r in responses)
-    logp, logp_old, mask = torch.zeros(G, T, dtype=torch.float64), torch.zeros(G, T, dtype=torch.float64), \
-        torch.zeros(G, T, dtype=torch.float64)
-    has_ref = all(r.logp_ref is not None for r in responses)
-    logp_ref = torch.zeros(G, T, dtype=torch.float64) if has_ref else None
-    for i, r in enumerate(responses):
-        n = len(r.logp_old)
-        logp[i, :n] = torch.tensor(r.logp_new, dtype=torch.float64)
-        logp_old[i, :n] = torch.tensor(r.logp_old, dtype=torch.float64)
-        mask[i, :n] = 1
-        if has_ref:
-            logp_ref[i, :n] = torch.tensor(r.logp_ref, dtype=torch.float64)
-    return logp, logp_old, logp_ref, mask
-
-
-def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
-    """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
-    import torch
-
-    from .advantages import group_advantages, overlong_penalty
-    from .explain import explain
-    from .objectives import AGGREGATIONS, OBJECTIVES
-    settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
-    cfg = settings.resolved()
-    rs = scn.responses
-    G = len(rs)
-    logp, logp_old, logp_ref, mask = batch_tensors(rs)
-    T = logp.shape[1]
-    lengths = [len(r.logp_old) for r in rs]
-    conventions = []
-
-    if cfg.beta and logp_ref is None:
-        missing = next(i for i, r in enumerate(rs) if r.logp_ref is None)
-        raise ScenarioError(f"responses[{missing}]", f"β = {cfg.beta} needs p_ref or logp_ref on every response")
-    if cfg.objective == "dr_grpo" and cfg.max_tokens is not None and cfg.max_tokens < max(lengths):
-        raise ScenarioError("settings.max_tokens", f"L_max = {cfg.max_tokens} is shorter than the longest "
-                                                   f"response ({max(lengths)} tokens)")
-
-    # Advantages: computed from rewards unless every response gives its own.
-    rewards = shaped = None
-    mean = std = None
-    no_signal = False
-    if all(r.advantage is not None for r in rs):
-        conventions.append("advantages: given per response in the file")
-        computed = torch.zeros(G, dtype=torch.float64)
-    else:
-        missing = next((i for i, r in enumerate(rs) if r.reward is None), None)
-        if missing is not None:
-            raise ScenarioError(f"responses[{missing}]", "has no reward; the group advantage needs a reward on every "
-                                                         "response (or give every response an 'advantage')")
-        if G < 2:
-            raise ScenarioError("responses", "a group advantage needs at least 2 responses; add responses or give "
-                                             "the response an 'advantage' directly")
-        rewards = [r.reward for r in rs]
-        shaped_t = torch.tensor(rewards, dtype=torch.float64)
-        if cfg.overlong is not None and cfg.overlong.l_max is not None:
-            pen = overlong_penalty(torch.tensor(lengths), cfg.overlong.l_max, cfg.overlong.l_cache)
-            shaped_t = shaped_t + pen
-            conventions.append(f"reward shaping: DAPO soft overlong punishment, L_max = {cfg.overlong.l_max}, "
-                               f"L_cache = {cfg.overlong.l_cache}")
-        shaped = shaped_t.tolist()
-        computed, stats = group_advantages(shaped_t, cfg.advantage, cfg.std, cfg.adv_eps)
-        mean, std, no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
-        conventions.append({
-            "group": f"advantages: group z-score A = (R − mean) / (std + {cfg.adv_eps:g}), std over "
-                     + ("G − 1 (sample, as TRL and verl)" if cfg.std == "sample" else "G (population)"),
-            "mean": "advantages: Dr.GRPO mean-centred A = R − mean (no std)",
-            "rloo": "advantages: RLOO leave-one-out A_i = R_i − mean of the other responses",
-        }[cfg.advantage])
-        if any(r.advantage is not None for r in rs):
-            conventions.append("advantages: a response's own 'advantage' field wins over the computed one")
-
-    per_token = any(isinstance(r.advantage, list) for r in rs)
-    adv = torch.zeros(G, T, dtype=torch.float64) if per_token else computed.clone()
-    for i, r in enumerate(rs):
-        value = r.advantage if r.advantage is not None else float(computed[i])
-        if per_token:
-            adv[i, :lengths[i]] = torch.tensor(value if isinstance(value, list) else [value] * lengths[i],
-                                               dtype=torch.float64)
-        else:
-            adv[i] = value
-    if per_token and OBJECTIVES[cfg.objective].has_seq_ratio and cfg.objective != "gspo_token":
-        for i, r in enumerate(rs):
-            if isinstance(r.advantage, list) and len(set(r.advantage)) > 1:
-                raise ScenarioError(f"responses[{i}].advantage", f"{cfg.objective} uses one advantage per response; "
-                                                                 "per-token advantages need gspo_token (or another "
-                                                                 "token-level objective)")
-
-    masked = []
-    if cfg.overlong is not None and cfg.overlong.filter:
-        masked = [i for i, r in enumerate(rs) if r.truncated]
-        conventions.append("overlong filtering: truncated responses are masked out of the loss")
-    dropped = bool(no_signal and cfg.dynamic_sampling)
-    if dropped:
-        masked = list(range(G))
-        conventions.append("dynamic sampling: all rewards are equal, so the whole group is dropped")
-    loss_mask = mask.clone()
-    loss_mask[masked] = 0
-
-    obj = OBJECTIVES[cfg.objective]
-    agg = AGGREGATIONS[obj.aggregation]
-    if obj.aggregation == "seq-mean-token-sum-norm":
-        agg += f" with L_max = {cfg.max_tokens if cfg.max_tokens is not None else max(lengths)}" + \
-               ("" if cfg.max_tokens is not None else " (the longest response; set max_tokens to fix it)")
-    conventions.append(f"aggregation: {agg}; G counts responses that take part")
-    if cfg.objective in ("gmpo",):
-        conventions.append(f"clip: log-ratio clipped to [−{cfg.gmpo_eps:g}, {cfg.gmpo_eps:g}] by the sign of A")
-    elif cfg.objective == "sapo":
-        conventions.append(f"soft gate: τ_pos = {cfg.tau_pos:g}, τ_neg = {cfg.tau_neg:g} (no hard clip)")
-    else:
-        low = "no lower bound" if cfg.eps_low is None else f"1 − ε_low = {1 - cfg.eps_low:g}"
-        conventions.append(f"clip range: {low}, 1 + ε_high = {1 + cfg.eps_high:g}"
-                           + (f", dual-clip c = {cfg.dual_clip_c:g}" if cfg.objective == "dual_clip" else "")
-                           + (" (on the sequence ratio s_i)" if obj.level == "sequence" else " (per token)"))
-    if cfg.beta:
-        conventions.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term")
-    conventions.append("J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token")
-
-    ex = explain(cfg.objective, logp, logp_old, adv, mask, cfg, logp_ref, loss_mask)
-    ex.metrics["no_signal"] = no_signal
-    ex.metrics["dropped_by_dynamic_sampling"] = dropped
-    ex.metrics["masked_responses"] = masked
-    return ScenarioResult(scn, ex, rewards, shaped, adv, mean, std, no_signal, dropped, masked, conventions)

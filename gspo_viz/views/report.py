@@ -3,24 +3,54 @@ from __future__ import annotations
 
 import math
 
-from .objectives import CLIP_NAMES, OBJECTIVES
-from .scenario import ScenarioResult
+from ..core.objectives import OBJECTIVES
+from ..core.objectives.base import CLIP_NAMES
+from ..scenarios.run import ScenarioResult
 
 
 def to_json(res: ScenarioResult) -> dict:
-    """{objective, settings, loss, advantages, responses: [{sequence_ratio, tokens: [...]}], metrics}."""
+    """{objective, settings, loss, advantages, responses: [{response, sequence_ratio, tokens: [...]}], metrics,
+    conventions, sentence}; responses and tokens carry their numbers from 1, as the app shows them."""
+    from .narrate import sentence
     ex = res.explanation
     adv = res.advantages
     advantages = [float(a) for a in adv] if adv.dim() == 1 else \
         [[float(x) for x in adv[i, :len(r.logp_old)]] for i, r in enumerate(res.scenario.responses)]
+    ratio, token_ratio, clip = ex.ratio.tolist(), ex.token_ratio.tolist(), ex.clip.tolist()
+    grad, policy = ex.grad_weight.tolist(), ex.policy_grad.tolist()
     responses = []
     for i, r in enumerate(res.scenario.responses):
-        tokens = [{"token": tok, "ratio": float(ex.ratio[i, t]), "clip": CLIP_NAMES[int(ex.clip[i, t])],
-                   "grad_weight": float(ex.grad_weight[i, t])} for t, tok in enumerate(r.tokens)]
+        a = advantages[i]
+        tokens = [{"t": t + 1, "token": tok, "p_old": math.exp(r.logp_old[t]), "p_new": math.exp(r.logp_new[t]),
+                   "advantage": a[t] if isinstance(a, list) else a, "token_ratio": token_ratio[i][t],
+                   "ratio": ratio[i][t], "clip": CLIP_NAMES[clip[i][t]], "grad_weight": grad[i][t],
+                   "policy_grad_weight": policy[i][t]} for t, tok in enumerate(r.tokens)]
         seq = None if ex.seq_ratio is None else float(ex.seq_ratio[i])
-        responses.append({"sequence_ratio": seq, "tokens": tokens})
+        responses.append({"response": i + 1, "sequence_ratio": seq, "masked": i in res.masked, "tokens": tokens})
     return {"objective": ex.objective, "settings": ex.settings.effective_dict(), "loss": ex.loss,
-            "advantages": advantages, "responses": responses, "metrics": ex.metrics}
+            "advantages": advantages, "responses": responses, "metrics": ex.metrics,
+            "conventions": list(res.conventions), "sentence": sentence(res)}
+
+
+def steps_json(res: ScenarioResult, i: int, t: int) -> dict:
+    """The Formula Checker's steps for token t of response i (0-based), as `python -m gspo_viz steps --json` prints
+    them (numbered from 1)."""
+    from .steps import autograd_step, token_steps
+    steps = token_steps(res, i, t)
+    return {"objective": res.explanation.objective, "response": i + 1, "token": t + 1,
+            "steps": [{"name": s.label, "formula": s.latex, "value": s.value} for s in steps],
+            "grad_weight": steps[-1].value, "autograd": autograd_step(res, i, t).value}
+
+
+def steps_text(res: ScenarioResult, i: int, t: int) -> str:
+    """The same steps as plain text: one numbered line per step."""
+    d = steps_json(res, i, t)
+    tok = res.scenario.responses[i].tokens[t]
+    lines = [f"{OBJECTIVES[d['objective']].title}: response {d['response']}, token {d['token']} “{tok}”", ""]
+    lines += [f"{k:>2}. {s['name']}: {s['formula']}    [{s['value']:.10g}]" for k, s in enumerate(d["steps"], 1)]
+    lines += ["", f"gradient weight by the steps: {d['grad_weight']:.12g}", f"autograd:                     "
+              f"{d['autograd']:.12g}", "", "conventions:"] + [f"  - {c}" for c in res.conventions]
+    return "\n".join(lines)
 
 
 def _f(x: float, width: int = 10) -> str:
@@ -47,7 +77,7 @@ def to_text(res: ScenarioResult) -> str:
     for i, r in enumerate(scn.responses):
         a = res.advantages[i]
         a_text = f"{float(a):.6g}" if a.dim() == 0 else "per token"
-        head = f"response {i}: {len(r.tokens)} tokens, advantage {a_text}"
+        head = f"response {i + 1}: {len(r.tokens)} tokens, advantage {a_text}"
         if r.reward is not None:
             head += f", reward {r.reward:g}"
         if ex.seq_ratio is not None:
@@ -68,6 +98,9 @@ def to_text(res: ScenarioResult) -> str:
     lines.append(f"clip fraction {m['clip_fraction']:.4g} (upper {m['clip_fraction_upper']:.4g}, "
                  f"lower {m['clip_fraction_lower']:.4g}, dual {m['clip_fraction_dual']:.4g})"
                  + (f"; sequences clipped {m['seq_clip_fraction']:.4g}" if "seq_clip_fraction" in m else ""))
+    from .narrate import sentence
+    lines.append("")
+    lines.append(sentence(res))
     lines.append("")
     lines.append("conventions:")
     lines.extend(f"  - {c}" for c in res.conventions)
@@ -82,7 +115,7 @@ def token_rows(res: ScenarioResult) -> list[dict]:
         a = res.advantages[i]
         for t, tok in enumerate(r.tokens):
             rows.append({
-                "response": i, "t": t + 1, "token": tok,
+                "response": i + 1, "t": t + 1, "token": tok,
                 "p_old": math.exp(r.logp_old[t]), "p_new": math.exp(r.logp_new[t]),
                 "ratio r": float(ex.token_ratio[i, t]), "ratio used": float(ex.ratio[i, t]),
                 "seq ratio": None if ex.seq_ratio is None else float(ex.seq_ratio[i]),

@@ -6,7 +6,7 @@ import binascii
 import json
 import zlib
 
-from .scenario import ScenarioError
+from .files import ScenarioError
 
 MAX_LINK_CHARS = 60_000
 

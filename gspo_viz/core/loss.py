@@ -1,0 +1,90 @@
+"""The objectives at work, whatever the objective: J and its terms, the fast training path, clip decisions and
+closed-form gradients. Each asks the objective's own definition (core/objectives/<name>.py)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .advantages import kl_derivative, kl_estimate
+from .aggregation import aggregate, aggregation_weights, longest
+from .objectives import OBJECTIVES  # noqa: F401  (re-exported)
+from .objectives.base import NONE, Objective, Terms, logratio
+from .settings import Settings
+
+
+def get(name: str) -> Objective:
+    from .objectives import OBJECTIVES
+    return OBJECTIVES[name]
+
+
+def kl_weights(part: Tensor, obj: Objective, l_max: int) -> Tensor:
+    """Aggregation of the per-token KL: the objective's own token aggregation (GRPO's for per-sequence terms)."""
+    mode = "seq-mean-token-mean" if obj.aggregation == "seq-mean" else obj.aggregation
+    return aggregation_weights(part, mode, l_max)
+
+
+def objective_parts(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor, cfg: Settings,
+                    logp_ref: Optional[Tensor] = None, loss_mask: Optional[Tensor] = None
+                    ) -> tuple[Tensor, Tensor, Terms]:
+    """(J_policy, J_kl, terms) with J = J_policy − β·J_kl. cfg must be resolved (Settings.resolved()).
+
+    mask (G, T) marks the tokens that exist; loss_mask (default: mask) those that take part in the aggregation
+    (DAPO's overlong filter and dynamic sampling take whole responses out).
+    """
+    obj = get(name)
+    mask = mask.to(logp.dtype)
+    part = mask if loss_mask is None else loss_mask.to(logp.dtype)
+    l_max = longest(mask, cfg.max_tokens)
+    terms = obj.terms(logp, logp_old, advantages, mask, cfg)
+    J_policy = aggregate(terms.value, part, obj.aggregation, l_max)
+    J_kl = torch.zeros((), dtype=logp.dtype)
+    if logp_ref is not None and cfg.beta:
+        kl = torch.where(part > 0, kl_estimate(logp, logp_ref, cfg.kl), torch.zeros_like(logp))
+        J_kl = (kl * kl_weights(part, obj, l_max)).sum()
+    return J_policy, J_kl, terms
+
+
+def objective_value(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor, cfg: Settings,
+                    logp_ref: Optional[Tensor] = None, loss_mask: Optional[Tensor] = None) -> tuple[Tensor, Terms]:
+    """J (to maximise) and the terms it was aggregated from."""
+    J_policy, J_kl, terms = objective_parts(name, logp, logp_old, advantages, mask, cfg, logp_ref, loss_mask)
+    return (J_policy - cfg.beta * J_kl if cfg.beta else J_policy), terms
+
+
+def objective_loss(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor, cfg: Settings,
+                   logp_ref: Optional[Tensor] = None, loss_mask: Optional[Tensor] = None) -> Tensor:
+    """The fast path for training: loss = −J on batched (G, T) tensors with a mask; no per-token explanation.
+
+    logp (G, T) requires grad; logp_old (G, T), advantages ((G,) or (G, T)), mask (G, T) and logp_ref do not.
+    Padding positions must hold finite numbers (they are masked, never read as data).
+    """
+    J, _ = objective_value(name, logp, logp_old, advantages, mask, cfg, logp_ref, loss_mask)
+    return -J
+
+
+def clip_decisions(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor,
+                   cfg: Settings) -> Tensor:
+    """(G, T) codes: 0 none, 1 upper, 2 lower, 3 dual (see CLIP_NAMES); 0 on padding."""
+    with torch.no_grad():
+        codes = get(name).clip_codes(logratio(logp, logp_old, mask), advantages, mask, cfg)
+        return torch.where(mask > 0, codes.expand(logp.shape), NONE)
+
+
+def closed_form_grad(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor,
+                     cfg: Settings, logp_ref: Optional[Tensor] = None, loss_mask: Optional[Tensor] = None,
+                     codes: Optional[Tensor] = None, policy_only: bool = False) -> Tensor:
+    """∂J/∂log π_θ(y_{i,t}) by hand: the objective's policy_grad with its aggregation weights, plus the KL term
+    −β·w_{i,t}·∂k/∂log π_θ (unless policy_only). `codes` (from clip_decisions) may be passed to save recomputing."""
+    obj = get(name)
+    with torch.no_grad():
+        if codes is None:
+            codes = clip_decisions(name, logp, logp_old, advantages, mask, cfg)
+        part = mask if loss_mask is None else loss_mask
+        l_max = longest(mask, cfg.max_tokens)
+        w = aggregation_weights(part, obj.aggregation, l_max)
+        grad = obj.policy_grad(logratio(logp, logp_old, mask), advantages, mask, w, codes, cfg)
+        if logp_ref is not None and cfg.beta and not policy_only:
+            grad = grad - cfg.beta * kl_weights(part, obj, l_max) * kl_derivative(logp, logp_ref, cfg.kl)
+        return torch.where(part > 0, grad.expand(logp.shape), torch.zeros_like(logp))
