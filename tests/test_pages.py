@@ -338,3 +338,24 @@ def test_train_page_sets_eps_low_and_high_apart():
     cfgs = [r.trainer.cfg for r in at.session_state["train_bg"].runs]
     assert [(c.eps_low, c.eps_high) for c in cfgs] == [(0.1, 0.28)] * 3
     assert cfgs[0].settings().eps_low == 0.1 and cfgs[0].settings().eps_high == 0.28
+
+
+def test_a_link_with_eps_low_zero_keeps_it_when_a_page_opens():
+    # `current.get("eps_low") or default` read 0.0 as unset: the Token Lab turned a link's ε_low = 0 into 0.2, and
+    # a link that set ε_low alone gained ε_high = 0.2 (GSPO's own 4e-4 lost) just by opening the page
+    data = json.loads((ROOT / "examples" / "movie_five_tokens.json").read_text())
+    data["settings"] = {"objective": "grpo", "eps_low": 0.0, "eps_high": 0.2}
+    at = open_page("pages/1_token_lab.py", {"s": encode_scenario(data)})
+    assert at.session_state["scenario"]["settings"] == {"objective": "grpo", "eps_low": 0.0, "eps_high": 0.2}
+    data["settings"] = {"objective": "gspo", "eps_low": 0.0}
+    at = open_page("pages/1_token_lab.py", {"s": encode_scenario(data)})
+    assert at.session_state["scenario"]["settings"] == {"objective": "gspo", "eps_low": 0.0}
+
+
+def test_formula_checker_numbers_responses_and_tokens_from_one():
+    at = open_page("pages/4_formula_checker.py")
+    response = next(s for s in at.selectbox if s.label == "Response")
+    token = next(s for s in at.selectbox if s.label == "Token")
+    assert response.options[0] == "response 1" and token.options[0].startswith("t = 1:")
+    latex = [x.value for x in at.latex]
+    assert any(r"y_{1,1}" in x for x in latex)          # autograd's line names the token as the page does

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .objectives import NAMES
+from . import objectives as registry
 
 ADVANTAGE_MODES = ("group", "mean", "rloo")
 STD_MODES = ("sample", "population")
@@ -90,8 +90,9 @@ class Settings:
     overlong: Optional[Overlong] = None  # DAPO's overlong filtering and soft punishment
 
     def __post_init__(self):
-        if self.objective not in NAMES:
-            raise SettingsError("objective", f"unknown objective {self.objective!r}; valid: {', '.join(NAMES)}")
+        if self.objective not in registry.NAMES:
+            raise SettingsError("objective", f"unknown objective {self.objective!r}; valid: "
+                                             f"{', '.join(registry.NAMES)}")
         if self.eps_low is not None:
             v = _number("eps_low", self.eps_low)
             if not 0 <= v < 1:
@@ -141,8 +142,7 @@ class Settings:
 
     def resolved(self) -> "Settings":
         """The effective settings: every knob this objective reads gets a value (its default where unset)."""
-        from .objectives import OBJECTIVES
-        values = {**COMMON_DEFAULTS, **OBJECTIVES[self.objective].defaults}
+        values = {**COMMON_DEFAULTS, **registry.OBJECTIVES[self.objective].defaults}
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
         values.update(given)
         values["objective"] = self.objective
@@ -150,9 +150,8 @@ class Settings:
 
     def effective_dict(self) -> dict:
         """The resolved knobs that matter for this objective, as plain JSON values."""
-        from .objectives import OBJECTIVES
         r = self.resolved()
-        keys = ("objective",) + OBJECTIVES[r.objective].knobs + ("advantage", "std", "adv_eps", "beta", "kl",
+        keys = ("objective",) + registry.OBJECTIVES[r.objective].knobs + ("advantage", "std", "adv_eps", "beta", "kl",
                                                        "dynamic_sampling", "overlong")
         out = {}
         for k in keys:

@@ -17,7 +17,7 @@ MAX_LISTED = 3
 class Fact:
     """A piece of a sentence and what it claims.
 
-    kind: 'dropped' | 'no_signal' | 'marked' | 'count' | 'none_marked' | 'shared' | 'gate' | 'kl' | 'loss'
+    kind: 'dropped' | 'masked' | 'no_signal' | 'marked' | 'count' | 'none_marked' | 'shared' | 'gate' | 'kl' | 'loss'
     items: the (response, token) pairs it names (0-based; the text numbers them from 1)
     zero: it claims these tokens' policy-term gradient is exactly 0
     code: the clip decision it claims for its items ('marked')
@@ -53,16 +53,19 @@ def facts(res: ScenarioResult) -> list[Fact]:
     kl_on = bool(cfg.beta) and ex.metrics.get("kl") is not None
     kl_note = f" (the KL term, β = {fmt(cfg.beta)}, still moves them)" if kl_on else ""
     loss = Fact("loss", f"Loss {fmt(ex.loss)}.", quoted=[("loss", -1, -1, ex.loss)])
+    tokens = [(i, t) for i in range(G) for t in range(len(res.scenario.responses[i].tokens))]
     if res.dropped:
-        tokens = [(i, t) for i in range(G) for t in range(len(res.scenario.responses[i].tokens))]
         return [Fact("dropped", f"{title}: all task rewards are equal, so dynamic sampling dropped the group: no token "
                                 "takes part in the loss and nothing is learned.", tokens, zero=True), loss]
+    if not every:
+        return [Fact("masked", f"{title}: every response is masked out of the loss (overlong filtering), so no token "
+                               "takes part and nothing is learned.", tokens, zero=True), loss]
     if res.no_signal:
         equal_task = res.rewards is not None and len(set(res.rewards)) == 1
         return [Fact("no_signal", f"{title}: all rewards are equal, so every advantage is 0 and the policy term gives "
                                   f"no token a gradient{kl_note}"
                                   + (" (DAPO's dynamic sampling would drop this group)." if equal_task else "."),
-                     every, zero=True), loss]
+                     tokens, zero=True), loss]
     fill = obj.fill(cfg)
     codes = ex.clip
     ratio = ex.token_ratio

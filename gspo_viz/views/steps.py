@@ -136,8 +136,9 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
     policy = own[-1].value
     if cfg.beta and resp.logp_ref is not None and tok.factor:
         lr = resp.logp_ref[t]
-        k = float(kl_estimate(torch.tensor(lp), torch.tensor(lr), cfg.kl))
-        dk = float(kl_derivative(torch.tensor(lp), torch.tensor(lr), cfg.kl))
+        lp_t, lr_t = torch.tensor(lp, dtype=torch.float64), torch.tensor(lr, dtype=torch.float64)
+        k = float(kl_estimate(lp_t, lr_t, cfg.kl))
+        dk = float(kl_derivative(lp_t, lr_t, cfg.kl))
         kl_fac = float(kl_weights(ex.loss_mask, obj, longest(ex.mask, cfg.max_tokens))[i, t])
         kl_grad = -cfg.beta * kl_fac * dk
         steps.append(Step(f"KL estimate ({cfg.kl})", rf"k = {n(k)},\quad \partial k / \partial \log\pi_\theta = "
