@@ -168,3 +168,38 @@ def test_module_entry_point_no_traceback(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "gspo_viz", "explain", str(ROOT / "examples/movie_five_tokens.json")],
                         cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and "J = 1.135" in ok.stdout
+
+
+def test_steps_command_text_and_json(capsys):
+    path = str(ROOT / "examples" / "movie_five_tokens.json")
+    code, out, err = cli(capsys, "steps", path, "--response", "1", "--token", "4")
+    assert code == 0 and err == ""
+    # token 4 "，": r = 0.7/0.8 = 0.875 inside [0.8, 1.2]; weight (1/G)(1/|y|)·r·A = (1/5)·0.875·1 = 0.175
+    assert "response 1, token 4 “，”" in out and "= 0.175" in out and "autograd:                     0.175" in out
+    code, out, _ = cli(capsys, "steps", path, "--response", "1", "--token", "1", "--json")
+    doc = json.loads(out)
+    assert list(doc) == ["objective", "response", "token", "steps", "grad_weight", "autograd"]
+    assert (doc["objective"], doc["response"], doc["token"]) == ("grpo", 1, 1)
+    assert all(list(s) == ["name", "formula", "value"] for s in doc["steps"])
+    assert doc["grad_weight"] == doc["steps"][-1]["value"] == 0.0 == doc["autograd"]  # r = 4/3 > 1.2: clipped
+    code, out, _ = cli(capsys, "explain", path, "--json")
+    assert json.loads(out)["responses"][0]["tokens"][3]["grad_weight"] == pytest.approx(0.175)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--response", "2", "--token", "1"], "--response: no response 2; this scenario has responses 1 to 1"),
+    (["--response", "0", "--token", "1"], "--response: no response 0"),
+    (["--response", "1", "--token", "6"], "--token: no token 6 in response 1; it has tokens 1 to 5"),
+])
+def test_steps_command_no_such_response_or_token(capsys, args, message):
+    code, out, err = cli(capsys, "steps", str(ROOT / "examples" / "movie_five_tokens.json"), *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("args, message", [(["--response", "1"], "the following arguments are required: --token"),
+                                           (["--response", "x", "--token", "1"], "invalid int value: 'x'")])
+def test_steps_command_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["steps", str(ROOT / "examples" / "movie_five_tokens.json"), *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and message in err
