@@ -4,7 +4,7 @@ python benchmarks/bench_toy.py [--quick] [--cap SECONDS]
 
 - steps/s of the dense and MoE defaults (16 prompts × 8 answers, 4 minibatches), 2 threads. Target (dense): >= 20.
 - per objective, the median wall-clock seconds over 3 seeds until the mean partial reward over the last 5 steps
-  reaches 0.9 on the default task (sort, 2–4 digits). Target: GSPO <= 15 s.
+  reaches 0.9 on the default task (sort, 2–3 digits). Target: GSPO <= 15 s.
 - three objectives trained side by side as on the Train page (two runs stepping at a time on the 2 cores, one
   intra-op thread each): seconds until all three reach 0.9. Target: <= 45 s. Also the mean clip fractions of GSPO
   and GRPO.

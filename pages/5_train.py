@@ -7,15 +7,14 @@ import time
 
 import streamlit as st
 
-from gspo_viz.objectives import OBJECTIVES
-from gspo_viz.plots import ratio_heatmap, training_figure
-from gspo_viz.scenario import ScenarioError, parse_scenario, run_scenario
-from gspo_viz.style import COLORS
+from gspo_viz.core.objectives import NAMES, OBJECTIVES
+from gspo_viz.scenarios import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.toy.session import (PRESETS, Background, curves, group_scenario, make_runs, metrics_frame,
                                    signal_groups, summary_lines)
 from gspo_viz.toy.train import TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
-from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS
+from gspo_viz.ui.widgets import PLOT_ARGS
+from gspo_viz.views.plots import ratio_heatmap, training_figure
 
 require_app()
 ss = st.session_state
@@ -52,7 +51,7 @@ else:
 reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
                                                         index=["partial", "exact"].index(v), key=k), D.reward)
 objectives = control("tr_objectives", lambda v, k: st.multiselect(
-    "Objectives (your own runs, 1 to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
+    "Objectives (your own runs, 1 to 4)", list(NAMES), default=v, key=k, max_selections=4,
     format_func=lambda n: OBJECTIVES[n].title, disabled=preset != "(your own)"), ["grpo", "gspo", "dual_clip"])
 k1, k2, k3, k4, k5, k6 = st.columns(6)
 lr = control("tr_lr", lambda v, k: k1.number_input("lr", 1e-4, 1.0, v, format="%.4f", key=k), D.lr)
@@ -127,10 +126,12 @@ running = bg is not None and bg.running
 METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
            ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
            ("kl_old_new", "KL(old ‖ new) per token", True),
-           ("dual_clip_fraction", "tokens held at c·A (Dual-Clip)", False),
+           ("clip_fraction_dual", "tokens held at c·A (dual mark ✕)", False),
            ("expert_change_fraction", "tokens whose experts changed", False)]
-ONLY_IF = {"dual_clip_fraction": lambda r: r.objective == "dual_clip",
+# panels drawn only for the runs they concern: the dual mark's for objectives that have one, experts for the MoE
+ONLY_IF = {"clip_fraction_dual": lambda r: "dual" in OBJECTIVES[r.objective].marks,
            "expert_change_fraction": lambda r: r.trainer.cfg.moe}
+LINE_STYLES = ("solid", "dash", "dot", "dashdot")
 
 
 @st.fragment(run_every=0.25 if running else None)
@@ -149,10 +150,12 @@ def live():
     st.caption(f"{'Training' if bg.running else 'Paused'}: {steps} steps in all "
                f"({max(r.trainer.step_count for r in runs)} per run), {steps / busy if busy else 0:.1f} steps/s.")
     colors, dashes, seen = {}, {}, {}
-    for r in runs:
-        colors[r.label] = COLORS[r.objective]
+    for r in runs:                                 # the objective's colour and dash; its later runs, the other dashes
+        obj = OBJECTIVES[r.objective]
+        colors[r.label] = obj.color
         seen[r.objective] = seen.get(r.objective, -1) + 1
-        dashes[r.label] = ["solid", "dash", "dot", "dashdot"][seen[r.objective] % 4]
+        styles = (obj.dash,) + tuple(d for d in LINE_STYLES if d != obj.dash)
+        dashes[r.label] = styles[seen[r.objective] % len(styles)]
     panels, every = [], 1
     for key, title, log_y in METRICS:
         drawn = [r for r in runs if key not in ONLY_IF or ONLY_IF[key](r)]

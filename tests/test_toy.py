@@ -1,16 +1,31 @@
-"""The toy policy: tasks and rewards, on-policy log-probs, Routing Replay, the fast path, learning, determinism."""
+"""The toy policy: tasks and rewards, on-policy log-probs, Routing Replay, the fast path, its metrics, learning,
+determinism."""
+import copy
 import math
 
 import pytest
 import torch
 
-from gspo_viz import explain
-from gspo_viz.objectives import objective_loss
+from gspo_viz.core import metrics as M
+from gspo_viz.core.advantages import group_advantages, kl_estimate
+from gspo_viz.core.explain import explain
+from gspo_viz.core.loss import objective_loss
+from gspo_viz.core.objectives import OBJECTIVES
 from gspo_viz.toy import tasks
-from gspo_viz.toy.train import (TrainConfig, TrainConfigError, Trainer, TrainingStopped, rollout,
+from gspo_viz.toy.model import positions_of
+from gspo_viz.toy.train import (Rollout, TrainConfig, TrainConfigError, Trainer, TrainingStopped, rollout,
                                 sequence_logp)
 
 EASY = dict(min_digits=1, max_digits=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, as on the Train page: fast for these tiny tensors and the same sums every run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------------- tasks
@@ -81,8 +96,8 @@ def test_training_fast_path_equals_the_explain_path():
     adv, mask, _ = tr.advantages(ro)
     with torch.no_grad():
         logp, _, _, _ = sequence_logp(tr.model, ro.seq)
-    fast = objective_loss("dual_clip", logp, ro.logp_old, adv, mask, tr.settings)
-    slow = explain("dual_clip", logp, ro.logp_old, adv, mask, tr.settings)
+    fast = objective_loss("dual_clip", logp, ro.logp_old, adv, ro.resp, tr.settings, loss_mask=mask)
+    slow = explain("dual_clip", logp, ro.logp_old, adv, ro.resp, tr.settings, loss_mask=mask)
     assert float(fast) == pytest.approx(slow.loss, rel=1e-5, abs=1e-7)
 
 
@@ -111,7 +126,8 @@ def test_metrics_are_complete_and_finite():
     m = Trainer(TrainConfig(moe=True, seed=4)).step()
     for key in ("reward", "accuracy", "clip_fraction", "seq_clip_fraction", "log_ratio_std", "kl_old_new",
                 "entropy", "response_length", "grad_norm", "no_signal_fraction", "expert_change_fraction",
-                "dual_clip_fraction", "step_time"):
+                "clip_fraction_dual", "clip_fraction_upper", "clip_fraction_lower",
+                "first_minibatch_clip_fraction", "step_time"):
         assert key in m and math.isfinite(m[key]), key
 
 
@@ -159,7 +175,7 @@ def test_nan_policy_stops_the_rollout_with_a_message():
 
 # ------------------------------------------------------------------------------------------------- the page's helpers
 def test_presets_build_and_a_group_becomes_a_scenario():
-    from gspo_viz import parse_scenario, run_scenario
+    from gspo_viz.scenarios import parse_scenario, run_scenario
     from gspo_viz.toy.session import PRESETS, group_scenario, make_runs, metrics_frame, summary, train_for
     for name, preset in PRESETS.items():
         base = TrainConfig(**preset["base"])
@@ -217,7 +233,7 @@ def test_curves_average_buckets_of_steps_once_a_run_is_long():
 
 def test_training_figure_one_panel_per_metric_with_the_values():
     import plotly.graph_objects as go
-    from gspo_viz.plots import training_figure
+    from gspo_viz.views.plots import training_figure
     panels = [("mean reward", False, {"GRPO": ([1, 2], [0.1, 0.2]), "GSPO": ([1, 2], [0.3, 0.4])}),
               ("KL", True, {"GRPO": ([1, 2], [1e-3, 2e-3]), "GSPO": ([1, 2], [1e-4, 2e-4])})]
     fig = training_figure(panels, {"GRPO": "#111111", "GSPO": "#222222"}, {"GSPO": "dash"}, columns=3)
@@ -282,19 +298,19 @@ def test_summary_reports_a_collapse_and_what_routing_replay_shows():
     assert "its reward fell from 0.900 (10 steps up to step 10)" in text and "Neither run" not in text
 
 
-def test_dual_clip_fraction_counts_tokens_held_at_c_and_identical_runs_are_named():
+def test_clip_fraction_dual_counts_tokens_held_at_c_and_identical_runs_are_named():
     from gspo_viz.toy.session import make_runs, summary, train_for
     # c barely above 1 and a large lr: later minibatches soon hold tokens with A < 0 and ratio > c
     runs = make_runs(TrainConfig(seed=2, lr=2e-2, dual_clip_c=1.001),
                      [("GRPO", {"objective": "grpo"}), ("Dual-Clip", {"objective": "dual_clip"})])
     train_for(runs, 1e9, max_steps=6)
     grpo, dual = (r.trainer.history for r in runs)
-    assert all(m["dual_clip_fraction"] == 0 for m in grpo)                 # GRPO has no dual bound
-    assert sum(m["dual_clip_fraction"] for m in dual) > 0
+    assert all(m["clip_fraction_dual"] == 0 for m in grpo)                 # GRPO has no dual bound
+    assert sum(m["clip_fraction_dual"] for m in dual) > 0
     # with the default c = 3 the first steps hold nothing, so Dual-Clip equals GRPO step for step
     runs = make_runs(TrainConfig(seed=2), [("GRPO", {"objective": "grpo"}), ("Dual-Clip", {"objective": "dual_clip"})])
     train_for(runs, 1e9, max_steps=4)
-    assert all(m["dual_clip_fraction"] == 0 for m in runs[1].trainer.history)
+    assert all(m["clip_fraction_dual"] == 0 for m in runs[1].trainer.history)
     assert [m["reward"] for m in runs[0].trainer.history] == [m["reward"] for m in runs[1].trainer.history]
     text = summary(runs)
     assert "Dual-Clip's curves lie exactly on GRPO's so far" in text and "no token has reached that yet" in text
@@ -316,3 +332,241 @@ def test_signal_groups_are_the_prompts_whose_rewards_differ():
     assert signal_groups(run) == [i for i, (a, b) in enumerate(rewards) if a != b]
     tr.last_rollout.rewards = torch.tensor([0.5, 0.5, 0.0, 1.0, 0.2, 0.2])
     assert signal_groups(run) == [1]
+
+
+# ------------------------------------------------------------------------------------------------- the step's metrics
+def _recorded_step(tr: Trainer, monkeypatch):
+    """One tr.step(), and the tensors its metrics are computed on, rebuilt from outside: the minibatch order (a copy of
+    the shuffle generator), each minibatch's log-probs as the trainer computed them for its update (recorded from
+    sequence_logp), log π_old as sampled, the advantages and both masks."""
+    import gspo_viz.toy.train as train
+    order_gen = torch.Generator()
+    order_gen.set_state(tr.shuffle_gen.get_state())
+    calls = []
+    real = train.sequence_logp
+
+    def recording(model, seq, forced=None):
+        out = real(model, seq, forced)
+        if model is tr.model:
+            calls.append(out[0].detach().clone())
+        return out
+
+    monkeypatch.setattr(train, "sequence_logp", recording)
+    m = tr.step()
+    monkeypatch.setattr(train, "sequence_logp", real)
+    ro = tr.last_rollout
+    adv, loss_mask, _ = tr.advantages(ro)
+    B = ro.seq.shape[0]
+    chunks = [c for c in torch.randperm(B, generator=order_gen).chunk(tr.cfg.minibatches) if loss_mask[c].sum() > 0]
+    assert len(chunks) == len(calls)                   # one forward per updated minibatch (no KL reference here)
+    idx = torch.cat(chunks)
+    return m, dict(logp=torch.cat(calls), logp_old=ro.logp_old[idx], adv=adv[idx], mask=ro.resp[idx],
+                   loss_mask=loss_mask[idx], first=len(chunks[0]))
+
+
+def test_kl_old_new_is_k3_of_kl_from_old_to_new_exactly_over_the_vocabulary(monkeypatch):
+    # KL(π_old ‖ π_θ) at a position is Σ_v p_old(v)·log(p_old(v)/p_new(v)). The trainer estimates it from the tokens
+    # sampled from π_old with Schulman's k3 = (r − 1) − log r, r = p_new/p_old, which is unbiased:
+    #   E_{v~p_old}[(r − 1) − log r] = Σ_v p_new(v) − Σ_v p_old(v) + Σ_v p_old(v)·log(p_old(v)/p_new(v))
+    #                                = 1 − 1 + KL(p_old ‖ p_new).
+    # The ratio the other way up, k = (1/r − 1) + log r, has E = Σ_v p_old²/p_new − 1 − KL ≠ KL (the old bug).
+    tr = Trainer(TrainConfig(seed=5))
+    old = copy.deepcopy(tr.model).eval()               # π_old: the policy that samples this step's rollout
+    m, t = _recorded_step(tr, monkeypatch)             # then μ = 4 updates: tr.model is π_θ
+    ro = tr.last_rollout
+    tr.model.eval()
+    with torch.no_grad():
+        inp = ro.seq[:, :-1]
+        real = inp != tasks.PAD
+        lp_old = torch.log_softmax(old(inp, real, positions_of(real))[0].double(), -1)      # (B, T-1, V)
+        lp_new = torch.log_softmax(tr.model(inp, real, positions_of(real))[0].double(), -1)
+    at = ro.resp > 0                                   # the response positions of the rollout
+    actions = list(range(tasks.DIGITS)) + [tasks.EOS]  # the policy's support (-1e9 logits elsewhere: p = 0)
+    lo, ln = lp_old[at][:, actions], lp_new[at][:, actions]                                 # (N, 11)
+    sampled = ro.seq[:, 1:][at]
+    # these are π_old's distributions at the rollout's positions: the sampled tokens' log-probs match the record
+    assert torch.allclose(lp_old[at].gather(-1, sampled.unsqueeze(-1)).squeeze(-1), ro.logp_old[at].double(),
+                          atol=1e-5)
+    p_old = lo.exp()
+    assert torch.allclose(p_old.sum(-1), torch.ones(len(p_old), dtype=torch.float64), atol=1e-12)
+    exact = (p_old * (lo - ln)).sum(-1)                                                     # (N,)
+    assert exact.mean() > 1e-3                         # the policy moved: the identity below is not 0 = 0
+    # k3 of every vocabulary entry at every position, through metrics.kl_old_new on one token at a time
+    one = torch.ones(1, 1, dtype=torch.bool)
+    k3 = torch.tensor([[M.kl_old_new(ln[n, v].view(1, 1), lo[n, v].view(1, 1), one) for v in range(len(actions))]
+                       for n in range(len(lo))], dtype=torch.float64)
+    assert torch.allclose((p_old * k3).sum(-1), exact, rtol=1e-9, atol=1e-12)
+    wrong = (p_old * kl_estimate(ln, lo, "k3")).sum(-1)          # the old kl_estimate(logp, logp_old, "k3")
+    assert (wrong - exact).abs().max() > 1e-3
+    # and the trainer reports metrics.kl_old_new on the tensors it updated with (not the wrong-way estimate)
+    valid = t["loss_mask"] > 0
+    assert m["kl_old_new"] == M.kl_old_new(t["logp"], t["logp_old"], valid)
+    assert m["kl_old_new"] != pytest.approx(float(kl_estimate(t["logp"], t["logp_old"], "k3")[valid].mean()),
+                                            rel=1e-3)
+
+
+@pytest.mark.parametrize("objective,changes", [
+    ("dual_clip", dict(lr=2e-2, dual_clip_c=1.001)),   # c barely above 1, a large lr: tokens get held at c·A
+    ("gspo", {}),                                       # ε = 3e-4/4e-4 on s_i: the later minibatches clip
+])
+def test_the_trainers_metrics_are_the_explain_paths_definitions(objective, changes, monkeypatch):
+    tr = Trainer(TrainConfig(objective=objective, seed=2, **changes))
+    tr.step()
+    tr.step()
+    m, t = _recorded_step(tr, monkeypatch)
+    ex = explain(objective, t["logp"], t["logp_old"], t["adv"], t["mask"], tr.settings, loss_mask=t["loss_mask"])
+    valid = t["loss_mask"] > 0
+    assert 0 < m["clip_fraction"] < 1                   # something was clipped, so the comparisons can fail
+    for key in ("clip_fraction", "clip_fraction_upper", "clip_fraction_lower", "clip_fraction_dual"):
+        assert m[key] == pytest.approx(ex.metrics[key], abs=1e-12), key
+    if "dual" in OBJECTIVES[objective].marks:
+        assert m["clip_fraction_dual"] > 0
+    assert m["seq_clip_fraction"] == M.seq_clip_fraction(ex.clip, valid)
+    if OBJECTIVES[objective].level == "sequence":      # the explain path reports it for sequence-level objectives
+        assert m["seq_clip_fraction"] == ex.metrics["seq_clip_fraction"]
+    first = t["first"]
+    assert m["first_minibatch_clip_fraction"] == M.clip_fractions(ex.clip[:first], valid[:first])["clip_fraction"]
+    # the spread of log π_θ/π_old is the population std (÷ N), as the explain path's; with N ≈ 100–400 tokens the
+    # sample std (÷ (N − 1)) is larger by √(N/(N−1)) ≈ 1 + 1/(2N), i.e. by more than 1e-3 relative
+    d = (t["logp"] - t["logp_old"])[valid].double()
+    N = d.numel()
+    population = float(((d - d.mean()) ** 2).sum() / N) ** 0.5
+    assert m["log_ratio_std"] == pytest.approx(ex.metrics["log_ratio_std"], rel=1e-5)
+    assert m["log_ratio_std"] == pytest.approx(population, rel=1e-5)
+    assert m["log_ratio_std"] != pytest.approx(population * (N / (N - 1)) ** 0.5, rel=1e-5)
+    assert m["kl_old_new"] == pytest.approx(M.kl_old_new(ex.token_ratio.log(), torch.zeros_like(ex.token_ratio),
+                                                         valid), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------- DAPO and Dr.GRPO
+def _fake_rollout(rewards, lengths, T=4):
+    """A rollout with given task rewards and response lengths (the advantages read nothing else)."""
+    B = len(rewards)
+    resp = (torch.arange(T).expand(B, T) < torch.tensor(lengths).unsqueeze(-1)).float()
+    zeros = torch.zeros(B, T)
+    return Rollout(seq=torch.zeros(B, T + 1, dtype=torch.long), real=torch.ones(B, T + 1, dtype=torch.bool), resp=resp,
+                   logp_old=zeros, experts=None, rewards=torch.tensor(rewards), exact=torch.tensor(rewards) == 1,
+                   truncated=torch.zeros(B, dtype=torch.bool), lengths=torch.tensor(lengths), digits=[[0]] * B)
+
+
+def test_dynamic_sampling_decides_on_the_task_reward_not_the_shaped_one():
+    # max_digits 3: the budget is max_new = 4 tokens; L_cache = 2, so the punishment starts after 4 − 2 = 2 tokens:
+    #   length 2 → 0, length 3 → (2 − 3)/2 = −0.5, length 4 → −1   (DAPO eq. 13)
+    cfg = TrainConfig(prompts=2, group=4, max_digits=3, dynamic_sampling=True, overlong_cache=2)
+    tr = Trainer(cfg)
+    # group 0: all four answers right (task reward 1), lengths 2, 3, 4, 2 → shaped 1, 0.5, 0, 1: the shaped rewards
+    # differ, but #correct = G, so DAPO eq. 11 drops the group
+    # group 1: rewards 1, 0, 1, 0, lengths 2, 2, 3, 2 → shaped 1, 0, 0.5, 0: kept
+    ro = _fake_rollout([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0], [2, 3, 4, 2, 2, 2, 3, 2])
+    adv, mask, no_signal = tr.advantages(ro)
+    assert no_signal.tolist() == [True, False]
+    assert mask[:4].sum() == 0 and torch.equal(mask[4:], ro.resp[4:])
+    # the kept group's advantages come from the shaped rewards: mean 0.375, sample std √(0.6875/3) = 0.478714,
+    # A_1 = 0.625/0.478714 = 1.30558 (the task rewards alone would give ±0.866)
+    assert adv[4].item() == pytest.approx(1.30558, abs=1e-5)
+    assert torch.allclose(adv[4:].double(), group_advantages(torch.tensor([1.0, 0.0, 0.5, 0.0], dtype=torch.float64))[0],
+                          atol=1e-6)
+    # without dynamic sampling the all-right group keeps its length-shaped advantages: shaped 1, 0.5, 0, 1 → mean
+    # 0.625, deviations 0.375, −0.125, −0.625, 0.375, sample std √(0.6875/3) = 0.478714
+    adv, mask, _ = Trainer(cfg.with_(dynamic_sampling=False)).advantages(ro)
+    assert torch.equal(mask, ro.resp)
+    assert adv[:4].tolist() == pytest.approx([0.78334, -0.26111, -1.30558, 0.78334], abs=1e-5)
+
+
+def test_dr_grpo_divides_by_the_generation_budget_and_filtered_answers_still_exist(monkeypatch):
+    import gspo_viz.toy.train as train
+    cfg = TrainConfig(objective="dr_grpo", seed=0, overlong_filter=True, minibatches=16)  # max_new = 3 + 1
+    assert cfg.settings().max_tokens == cfg.max_new == 4
+    for name in ("grpo", "gspo", "dual_clip", "dapo"):                          # the others read no max_tokens
+        assert "max_tokens" not in OBJECTIVES[name].knobs and cfg.with_(objective=name).settings().max_tokens is None
+    tr = Trainer(cfg)
+    order_gen = torch.Generator()
+    order_gen.set_state(tr.shuffle_gen.get_state())
+    calls = []
+    real = train.objective_loss
+
+    def recording(*a, **k):
+        out = real(*a, **k)
+        calls.append((a, k, float(out.detach())))
+        return out
+
+    monkeypatch.setattr(train, "objective_loss", recording)
+    tr.step()
+    ro = tr.last_rollout
+    keep = (~ro.truncated).float().unsqueeze(-1)
+    assert 0 < keep.sum() < len(keep)                  # the filter took some answers out of the loss, not all
+    chunks = [c for c in torch.randperm(len(keep), generator=order_gen).chunk(cfg.minibatches)
+              if (ro.resp[c] * keep[c]).sum() > 0]
+    assert len(calls) == len(chunks)
+    filtered_somewhere = shorter_somewhere = False
+    for idx, ((name, logp, logp_old, adv, mask, settings, ref), kw, loss) in zip(chunks, calls):
+        part = kw["loss_mask"]
+        assert torch.equal(mask, ro.resp[idx])          # the existence mask: filtered answers still exist
+        assert torch.equal(part, ro.resp[idx] * keep[idx])     # the loss mask: without the truncated answers
+        filtered_somewhere |= bool((part.sum(-1) == 0).any())
+        # where the answers taking part are all shorter than 4, an L_max read from them (the old code passed the loss
+        # mask as the mask) would give another loss
+        shorter_somewhere |= int(part.sum(-1).max()) < 4 and abs(loss) > 1e-6
+        assert settings.max_tokens == 4
+        # Dr.GRPO by hand: −(1/(n·L_max)) Σ_i Σ_t min(r·A, clip(r, 0.8, 1.2)·A) over the n answers that take part,
+        # with L_max = 4 whatever the lengths in this minibatch
+        r = (logp.detach() - logp_old).exp()
+        A = adv.unsqueeze(-1)
+        term = torch.minimum(r * A, r.clamp(0.8, 1.2) * A)
+        n = int((part.sum(-1) > 0).sum())
+        assert loss == pytest.approx(-float((term * part).sum()) / (n * 4), rel=1e-5, abs=1e-8)
+    assert filtered_somewhere and shorter_somewhere
+
+
+def test_identical_curves_are_explained_by_a_mark_one_objective_has_and_has_not_used():
+    from gspo_viz.toy.session import Run, summary_lines
+
+    def run(label, objective, dual=0.0, rewards=(0.1, 0.2, 0.3)):
+        r = Run(label, Trainer(TrainConfig(objective=objective)))
+        r.trainer.history = [{"step": k + 1, "reward": x, "accuracy": 0.0, "clip_fraction": 0.0,
+                              "clip_fraction_upper": 0.0, "clip_fraction_lower": 0.0, "clip_fraction_dual": dual,
+                              "expert_change_fraction": math.nan} for k, x in enumerate(rewards)]
+        return r
+
+    def said(runs):
+        return " ".join(summary_lines(runs))
+
+    legend = OBJECTIVES["dual_clip"].marks["dual"]
+    # Dual-Clip has the "dual" mark GRPO lacks; its reason quotes c (the run's c = 3): "exceeded c = 3 with A < 0"
+    text = said([run("A", "grpo"), run("B", "dual_clip")])
+    assert "B's curves lie exactly on A's so far (the same reward at every one of 3 steps)" in text
+    assert (f"Dual-Clip PPO has a mark GRPO lacks, for a token that exceeded c = 3 with A < 0 ({legend}), and no "
+            "token has reached that yet.") in text
+    # the same, whichever run comes first
+    assert "Dual-Clip PPO has a mark GRPO lacks" in said([run("B", "dual_clip"), run("A", "grpo")])
+    # once a token got the mark (clip_fraction_dual > 0 at a step), the sentence would be false: it is not said
+    text = said([run("A", "grpo"), run("B", "dual_clip", dual=0.01)])
+    assert "lie exactly" in text and "has a mark" not in text
+    # the same marks (GRPO and DAPO both have upper and lower): no reason is given
+    assert "has a mark" not in said([run("A", "grpo"), run("B", "dapo")])
+    # different rewards: no sentence at all
+    assert "lie exactly" not in said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.1, 0.2, 0.4))])
+
+
+def test_a_group_opened_in_the_token_lab_gets_the_trainers_advantages_and_masks():
+    # the scenario carries what the run trains with (L_max = the budget, dynamic sampling, the overlong filter and
+    # punishment), so the Token Lab recomputes this group's advantages and loss mask as the trainer did
+    from gspo_viz.scenarios import parse_scenario, run_scenario
+    from gspo_viz.toy.session import Run, group_scenario
+    cfg = TrainConfig(objective="dr_grpo", seed=0, min_digits=1, dynamic_sampling=True, overlong_filter=True,
+                      overlong_cache=2)
+    tr = Trainer(cfg)
+    tr.step()
+    run = Run("Dr.GRPO", tr)
+    adv, mask, no_signal = tr.advantages(tr.last_rollout)
+    G = cfg.group
+    assert no_signal.any() and not no_signal.all()      # groups both dropped and kept, so both cases are compared
+    for p in range(cfg.prompts):
+        sc = group_scenario(run, p)
+        assert sc["settings"]["max_tokens"] == cfg.max_new
+        res = run_scenario(parse_scenario(sc))
+        rows = slice(p * G, (p + 1) * G)
+        assert res.dropped == bool(no_signal[p])
+        assert res.advantages.tolist() == pytest.approx(adv[rows].tolist(), abs=1e-6)
+        out = [i for i in range(G) if mask[rows][i].sum() == 0]           # the answers out of the trainer's loss
+        assert sorted(res.masked) == out
