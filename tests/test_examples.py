@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gspo_viz import aggregation_weights, load_scenario, run_scenario
-from gspo_viz.scenario import parse_scenario
+from gspo_viz.scenarios import parse_scenario
 
 EX = Path(__file__).resolve().parents[1] / "examples"
 
@@ -138,7 +138,7 @@ def test_dapo_token_level_loss_weights_from_the_article():
     assert float(grpo_w[0, 0]) == pytest.approx(1 / 200 / 2) and float(grpo_w[1, 0]) == pytest.approx(1 / 10 / 2)
     assert float(dapo_w[0, 0]) == pytest.approx(1 / 210) and float(dapo_w[1, 0]) == pytest.approx(1 / 210)
     # Dr.GRPO (seeds/004): the same divisor G·MAX_TOKENS for every token
-    dr_w = aggregation_weights(mask, "seq-mean-token-sum-norm", max_tokens=256)
+    dr_w = aggregation_weights(mask, "seq-mean-token-sum-norm", l_max=256)
     assert float(dr_w[0, 0]) == float(dr_w[1, 0]) == pytest.approx(1 / (2 * 256))
 
 
