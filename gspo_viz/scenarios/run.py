@@ -44,38 +44,27 @@ def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[T
     return logp, logp_old, logp_ref, mask
 
 
-def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
-    """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
+@dataclass
+class _Advantages:
+    adv: Tensor                            # (G,) or (G, T)
+    rewards: Optional[list[float]] = None  # task rewards as given
+    shaped: Optional[list[float]] = None   # after the overlong punishment
+    mean: Optional[float] = None
+    std: Optional[float] = None
+    no_signal: bool = False                # all (shaped) rewards equal: every advantage 0
+    task_equal: bool = False               # all task rewards equal (dynamic sampling's test)
+
+
+def _advantages(rs: list[Response], cfg, T: int, conventions: list[str]) -> _Advantages:
+    """Advantages from the rewards with the scenario's conventions, unless every response gives its own."""
     import torch
 
     from ..core.advantages import group_advantages, overlong_penalty
-    from ..core.aggregation import AGGREGATIONS, longest
-    from ..core.explain import explain
-    from ..core.objectives import OBJECTIVES
-    settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
-    cfg = settings.resolved()
-    obj = OBJECTIVES[cfg.objective]
-    rs = scn.responses
     G = len(rs)
-    logp, logp_old, logp_ref, mask = batch_tensors(rs)
-    T = logp.shape[1]
     lengths = [len(r.logp_old) for r in rs]
-    conventions = []
-
-    if cfg.beta and logp_ref is None:
-        missing = next(i for i, r in enumerate(rs) if r.logp_ref is None)
-        raise ScenarioError(f"responses[{missing}]", f"β = {cfg.beta} needs p_ref or logp_ref on every response")
-    if cfg.max_tokens is not None and cfg.max_tokens < max(lengths) and "max_tokens" in obj.knobs:
-        raise ScenarioError("settings.max_tokens", f"L_max = {cfg.max_tokens} is shorter than the longest "
-                                                   f"response ({max(lengths)} tokens)")
-
-    # Advantages: computed from rewards unless every response gives its own.
-    rewards = shaped = None
-    mean = std = None
-    no_signal = task_equal = False
+    out = _Advantages(torch.zeros(G, dtype=torch.float64))
     if all(r.advantage is not None for r in rs):
         conventions.append("advantages: given per response in the file")
-        computed = torch.zeros(G, dtype=torch.float64)
     else:
         missing = next((i for i, r in enumerate(rs) if r.reward is None), None)
         if missing is not None:
@@ -84,17 +73,16 @@ def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResu
         if G < 2:
             raise ScenarioError("responses", "a group advantage needs at least 2 responses; add responses or give "
                                              "the response an 'advantage' directly")
-        rewards = [r.reward for r in rs]
-        task_equal = len(set(rewards)) == 1
-        shaped_t = torch.tensor(rewards, dtype=torch.float64)
+        out.rewards = [r.reward for r in rs]
+        out.task_equal = len(set(out.rewards)) == 1
+        shaped = torch.tensor(out.rewards, dtype=torch.float64)
         if cfg.overlong is not None and cfg.overlong.l_max is not None:
-            pen = overlong_penalty(torch.tensor(lengths), cfg.overlong.l_max, cfg.overlong.l_cache)
-            shaped_t = shaped_t + pen
+            shaped = shaped + overlong_penalty(torch.tensor(lengths), cfg.overlong.l_max, cfg.overlong.l_cache)
             conventions.append(f"reward shaping: DAPO soft overlong punishment added to each response's reward, "
                                f"L_max = {cfg.overlong.l_max}, L_cache = {cfg.overlong.l_cache}")
-        shaped = shaped_t.tolist()
-        computed, stats = group_advantages(shaped_t, cfg.advantage, cfg.std, cfg.adv_eps)
-        mean, std, no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
+        out.shaped = shaped.tolist()
+        out.adv, stats = group_advantages(shaped, cfg.advantage, cfg.std, cfg.adv_eps)
+        out.mean, out.std, out.no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
         conventions.append({
             "group": f"advantages: group z-score A = (R − mean) / (std + {cfg.adv_eps:g}), std over "
                      + ("G − 1 (sample, as TRL and verl)" if cfg.std == "sample" else "G (population)"),
@@ -103,52 +91,80 @@ def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResu
         }[cfg.advantage])
         if any(r.advantage is not None for r in rs):
             conventions.append("advantages: a response's own 'advantage' field wins over the computed one")
-
+    # a response's own advantage (a number, or one per token) wins over the computed one
+    computed = out.adv
     per_token = any(isinstance(r.advantage, list) for r in rs)
-    adv = torch.zeros(G, T, dtype=torch.float64) if per_token else computed.clone()
+    out.adv = torch.zeros(G, T, dtype=torch.float64) if per_token else computed.clone()
     for i, r in enumerate(rs):
         value = r.advantage if r.advantage is not None else float(computed[i])
         if per_token:
-            adv[i, :lengths[i]] = torch.tensor(value if isinstance(value, list) else [value] * lengths[i],
-                                               dtype=torch.float64)
+            out.adv[i, :lengths[i]] = torch.tensor(value if isinstance(value, list) else [value] * lengths[i],
+                                                   dtype=torch.float64)
         else:
-            adv[i] = value
-    if per_token and not obj.per_token_advantages:
-        for i, r in enumerate(rs):
-            if isinstance(r.advantage, list) and len(set(r.advantage)) > 1:
-                raise ScenarioError(f"responses[{i}].advantage", f"{cfg.objective} uses one advantage per response; "
-                                                                 "per-token advantages need a token-level objective "
-                                                                 "(e.g. gspo_token)")
+            out.adv[i] = value
+    return out
 
+
+def _masked(rs: list[Response], cfg, a: _Advantages, conventions: list[str]) -> tuple[list[int], bool]:
+    """The responses taken out of the loss (overlong filter, dynamic sampling) and whether the group was dropped."""
     masked = []
     if cfg.overlong is not None and cfg.overlong.filter:
         masked = [i for i, r in enumerate(rs) if r.truncated]
         conventions.append("overlong filtering: truncated responses are masked out of the loss")
-    dropped = bool(cfg.dynamic_sampling and rewards is not None and task_equal)
-    if cfg.dynamic_sampling and rewards is not None:
+    dropped = bool(cfg.dynamic_sampling and a.rewards is not None and a.task_equal)
+    if cfg.dynamic_sampling and a.rewards is not None:
         conventions.append("dynamic sampling: decided on the task reward before any shaping (DAPO eq. 11: a group "
                            "is kept when 0 < #correct < G, i.e. its task rewards differ)"
                            + ("; all task rewards are equal, so the whole group is dropped" if dropped else ""))
-    if dropped:
-        masked = list(range(G))
-    loss_mask = mask.clone()
-    loss_mask[masked] = 0
+    return (list(range(len(rs))) if dropped else masked), dropped
 
+
+def _objective_conventions(obj, cfg, mask: Tensor) -> list[str]:
+    from ..core.aggregation import AGGREGATIONS, longest
     agg = f"{obj.aggregation}, {AGGREGATIONS[obj.aggregation]}"
     if obj.aggregation == "seq-mean-token-sum-norm":
         agg += f" with L_max = {longest(mask, cfg.max_tokens)}" + \
                ("" if cfg.max_tokens is not None else " (the longest response in the batch, whether or not it takes "
                                                       "part; set max_tokens to fix it)")
-    conventions.append(f"aggregation: {agg}; G counts responses that take part")
-    conventions.append(obj.clip_convention(cfg))
+    out = [f"aggregation: {agg}; G counts responses that take part", obj.clip_convention(cfg)]
     if cfg.beta:
-        conventions.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term"
-                           + ("; per-sequence objectives aggregate it as GRPO does" if obj.aggregation == "seq-mean"
-                              else ""))
-    conventions.append("J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token")
+        out.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term"
+                   + ("; per-sequence objectives aggregate it as GRPO does" if obj.aggregation == "seq-mean" else ""))
+    return out + ["J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token"]
 
-    ex = explain(cfg.objective, logp, logp_old, adv, mask, cfg, logp_ref, loss_mask)
-    ex.metrics["no_signal"] = no_signal
+
+def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
+    """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
+    from ..core.explain import explain
+    from ..core.objectives import OBJECTIVES
+    settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
+    cfg = settings.resolved()
+    obj = OBJECTIVES[cfg.objective]
+    rs = scn.responses
+    logp, logp_old, logp_ref, mask = batch_tensors(rs)
+    longest_response = max(len(r.logp_old) for r in rs)
+    if cfg.beta and logp_ref is None:
+        missing = next(i for i, r in enumerate(rs) if r.logp_ref is None)
+        raise ScenarioError(f"responses[{missing}]", f"β = {cfg.beta} needs p_ref or logp_ref on every response")
+    if cfg.max_tokens is not None and cfg.max_tokens < longest_response and "max_tokens" in obj.knobs:
+        raise ScenarioError("settings.max_tokens", f"L_max = {cfg.max_tokens} is shorter than the longest "
+                                                   f"response ({longest_response} tokens)")
+    if not obj.per_token_advantages:
+        for i, r in enumerate(rs):
+            if isinstance(r.advantage, list) and len(set(r.advantage)) > 1:
+                raise ScenarioError(f"responses[{i}].advantage", f"{cfg.objective} uses one advantage per response; "
+                                                                 "per-token advantages need a token-level objective "
+                                                                 "(e.g. gspo_token)")
+    conventions: list[str] = []
+    a = _advantages(rs, cfg, logp.shape[1], conventions)
+    masked, dropped = _masked(rs, cfg, a, conventions)
+    loss_mask = mask.clone()
+    loss_mask[masked] = 0
+    conventions += _objective_conventions(obj, cfg, mask)
+
+    ex = explain(cfg.objective, logp, logp_old, a.adv, mask, cfg, logp_ref, loss_mask)
+    ex.metrics["no_signal"] = a.no_signal
     ex.metrics["dropped_by_dynamic_sampling"] = dropped
     ex.metrics["masked_responses"] = masked
-    return ScenarioResult(scn, ex, rewards, shaped, adv, mean, std, no_signal, dropped, masked, conventions)
+    return ScenarioResult(scn, ex, a.rewards, a.shaped, a.adv, a.mean, a.std, a.no_signal, dropped, masked,
+                          conventions)

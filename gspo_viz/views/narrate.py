@@ -46,10 +46,9 @@ def facts(res: ScenarioResult) -> list[Fact]:
     obj = OBJECTIVES[ex.objective]
     cfg = ex.settings
     title = obj.title
-    valid = ex.loss_mask > 0
-    out: list[Fact] = []
-    G = valid.shape[0]
-    every = [(i, t) for i in range(G) for t in range(valid.shape[1]) if valid[i, t]]
+    valid = (ex.loss_mask > 0).tolist()                            # (G, T) as lists: read once, not per token
+    G = len(valid)
+    every = [(i, t) for i, row in enumerate(valid) for t, v in enumerate(row) if v]
     kl_on = bool(cfg.beta) and ex.metrics.get("kl") is not None
     kl_note = f" (the KL term, β = {fmt(cfg.beta)}, still moves them)" if kl_on else ""
     loss = Fact("loss", f"Loss {fmt(ex.loss)}.", quoted=[("loss", -1, -1, ex.loss)])
@@ -66,36 +65,43 @@ def facts(res: ScenarioResult) -> list[Fact]:
                                   f"no token a gradient{kl_note}"
                                   + (" (DAPO's dynamic sampling would drop this group)." if equal_task else "."),
                      tokens, zero=True), loss]
-    fill = obj.fill(cfg)
-    codes = ex.clip
-    ratio = ex.token_ratio
-    seq = ex.seq_ratio
-    sym = obj.seq_ratio_symbol
-
     if ex.gate is not None:
-        g = [float(ex.gate[i, t]) for i, t in every]
+        gate = ex.gate.tolist()
+        g = [gate[i][t] for i, t in every]
         lo = min(range(len(g)), key=g.__getitem__)
         hi = max(range(len(g)), key=g.__getitem__)
-        out.append(Fact("gate", f"{title} clips nothing: its soft gate {obj.gate_name} scales each token's r·A by "
-                                f"{fmt(g[lo])} to {fmt(g[hi])} here (1 at r = 1), so no token's gradient is zeroed.",
-                        quoted=[("gate", *every[lo], g[lo]), ("gate", *every[hi], g[hi])]))
-        return out + _kl(ex, kl_on) + [loss]
+        return [Fact("gate", f"{title} clips nothing: its soft gate {obj.gate_name} scales each token's r·A by "
+                             f"{fmt(g[lo])} to {fmt(g[hi])} here (1 at r = 1), so no token's gradient is zeroed.",
+                     quoted=[("gate", *every[lo], g[lo]), ("gate", *every[hi], g[hi])])] + _kl(ex, kl_on) + [loss]
+    return _marked(res, valid, every, kl_note) + _kl(ex, kl_on) + [loss]
 
-    # marked items: a whole response when the clip acts on its sequence ratio and every token shares the mark
-    whole: dict[int, list[int]] = {}      # code → responses marked whole
-    single: dict[int, list[tuple[int, int]]] = {}
-    rows = [i for i in range(G) if valid[i].any()]
+
+def _marked(res: ScenarioResult, valid: list[list[bool]], every: list[tuple[int, int]], kl_note: str) -> list[Fact]:
+    """What was marked and why: a whole response when the clip acts on its sequence ratio and every token of it
+    shares the mark, else token by token."""
+    ex = res.explanation
+    obj = OBJECTIVES[ex.objective]
+    title = obj.title
+    fill = obj.fill(ex.settings)
+    codes = ex.clip.tolist()
+    ratio = ex.token_ratio.tolist()
+    seq = None if ex.seq_ratio is None else ex.seq_ratio.tolist()
+    sym = obj.seq_ratio_symbol
+    whole: dict[int, list[int]] = {}                 # code → responses marked whole
+    single: dict[int, list[tuple[int, int]]] = {}    # code → tokens marked one by one
+    rows = [i for i, row in enumerate(valid) if any(row)]
     for i in rows:
-        toks = [t for t in range(valid.shape[1]) if valid[i, t]]
-        row_codes = {int(codes[i, t]) for t in toks}
+        toks = [t for t, v in enumerate(valid[i]) if v]
+        row_codes = {codes[i][t] for t in toks}
         if obj.level == "sequence" and len(row_codes) == 1 and row_codes != {NONE}:
             whole.setdefault(row_codes.pop(), []).append(i)
         else:
             for t in toks:
-                if int(codes[i, t]) != NONE:
-                    single.setdefault(int(codes[i, t]), []).append((i, t))
+                if codes[i][t] != NONE:
+                    single.setdefault(codes[i][t], []).append((i, t))
     n_whole = sum(len(v) for v in whole.values())
     n_single = sum(len(v) for v in single.values())
+    out: list[Fact] = []
     if not n_whole and not n_single:
         what = "response" if obj.level == "sequence" else "token"
         x = "s_i" if sym == "s" else "ratio"
@@ -103,17 +109,16 @@ def facts(res: ScenarioResult) -> list[Fact]:
                         every))
         if obj.unmarked_note:
             out.append(Fact("shared", f"So {obj.unmarked_note}.", every))
-        return out + _kl(ex, kl_on) + [loss]
-
+        return out
     zero = obj.zeroes_clipped
     if n_whole:
         parts = []
         for code, rs in whole.items():
-            listed = [f"response {i + 1} ({sym} = {fmt(float(seq[i]))})" for i in rs[:MAX_LISTED]]
+            listed = [f"response {i + 1} ({sym} = {fmt(seq[i])})" for i in rs[:MAX_LISTED]]
             parts.append(f"{_listing(listed, len(rs))} {obj.reasons[CLIP_NAMES[code]].format(**fill)}")
-            its = [(i, t) for i in rs for t in range(valid.shape[1]) if valid[i, t]]
+            its = [(i, t) for i in rs for t, v in enumerate(valid[i]) if v]
             out.append(Fact("marked", "", its, zero=zero, code=code, unit="response", count=len(rs),
-                            quoted=[("seq_ratio", i, -1, float(seq[i])) for i in rs[:MAX_LISTED]]))
+                            quoted=[("seq_ratio", i, -1, seq[i]) for i in rs[:MAX_LISTED]]))
         one = n_whole == 1
         effect = (f"so {'all its tokens get' if one else 'all their tokens get'} policy gradient 0{kl_note}" if zero
                   else f"so {'its' if one else 'their'} {obj.effect}")
@@ -128,11 +133,11 @@ def facts(res: ScenarioResult) -> list[Fact]:
                 tok = res.scenario.responses[i].tokens[t]
                 if obj.level == "sequence":
                     listed.append(f"“{tok}” (response {i + 1}, t = {t + 1}, A = {fmt(_adv(res, i, t))}, "
-                                  f"{sym} = {fmt(float(seq[i]))})")
-                    quoted.append(("seq_ratio", i, t, float(seq[i])))
+                                  f"{sym} = {fmt(seq[i])})")
+                    quoted.append(("seq_ratio", i, t, seq[i]))
                 else:
-                    listed.append(f"“{tok}” (r = {fmt(float(ratio[i, t]))})")
-                    quoted.append(("ratio", i, t, float(ratio[i, t])))
+                    listed.append(f"“{tok}” (r = {fmt(ratio[i][t])})")
+                    quoted.append(("ratio", i, t, ratio[i][t]))
             parts.append(f"{_listing(listed, len(its))} {obj.reasons[CLIP_NAMES[code]].format(**fill)}")
             out.append(Fact("marked", "", its, zero=zero, code=code, count=len(its), quoted=quoted))
         one = n_single == 1
@@ -141,7 +146,7 @@ def facts(res: ScenarioResult) -> list[Fact]:
         lead = f"{title} clipped" if not n_whole else "It also clipped"
         out.append(Fact("count", f"{lead} {n_single} of {total} tokens ({100 * n_single / total:.0f}%): "
                                  f"{'; '.join(parts)}, {effect}.", count=n_single, of=total))
-    return out + _kl(ex, kl_on) + [loss]
+    return out
 
 
 def _adv(res: ScenarioResult, i: int, t: int) -> float:
