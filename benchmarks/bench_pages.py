@@ -44,7 +44,7 @@ def apptest_reruns(edits: int) -> None:
         "Token Lab (Dual-Clip c)": ("pages/1_token_lab.py", lambda at, k: at.number_input(
             key=f"c_{at.session_state['version']}").set_value(3.0 + (k % 4) * 0.5)),
         "Token Lab (a p_new cell)": ("pages/1_token_lab.py", edit_probability),
-        "Clip Explorer": ("pages/2_clip_explorer.py", lambda at, k: at.slider(key="ctl_ce_eps_0")
+        "Clip Explorer": ("pages/2_clip_explorer.py", lambda at, k: at.slider(key="ctl_ce_grpo_eps_high_0")
                           .set_value(0.1 + (k % 5) * 0.05)),
         "Length & Aggregation": ("pages/3_length_aggregation.py", lambda at, k: at.slider(key="ctl_la_G_0")
                                  .set_value(4 + k % 8)),

@@ -1,111 +1,225 @@
 """Clip Explorer: each objective's per-token term and gradient weight as functions of the ratio, for A > 0 and A < 0.
 
-Layout only: the curves are the objectives' own functions evaluated by gspo_viz.curves."""
+Layout only: the curves are the objectives' own functions evaluated by gspo_viz.core.curves; which objective goes
+where comes from its attributes (level, knobs, defaults, has_surrogate, clip_form), never from its name."""
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario
-from gspo_viz.plots import clip_explorer_figure
-from gspo_viz.settings import Settings
-from gspo_viz.style import fmt
+from gspo_viz.core.curves import clip_band, clip_curve, ratio_axis, same_curves, zoom_axis
+from gspo_viz.core.settings import Settings
 from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
-from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.ui.state import control, require_app
+from gspo_viz.ui.widgets import PLOT_ARGS
+from gspo_viz.views.plots import clip_explorer_figure
+from gspo_viz.views.style import fmt
 
 require_app()
 
-TOKEN_LEVEL = [n for n in OBJECTIVES if n not in ("gspo", "gspo_token")]
+TOKEN_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "token"]
+SEQUENCE_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "sequence"]
+
+# The sliders each knob gets: label, min, max, step (for the token-ratio scale) ...
+KNOB_SLIDERS = {
+    "eps_low": ("ε_low", 0.0, 0.9, 0.01),
+    "eps_high": ("ε_high", 0.0, 2.0, 0.01),
+    "dual_clip_c": ("c (floor c·A for A < 0)", 1.05, 10.0, 0.05),
+    "gmpo_eps": ("ε (on the log-ratio)", 0.05, 2.0, 0.05),
+    "tau_pos": ("τ_pos (gate, A > 0)", 0.1, 10.0, 0.05),
+    "tau_neg": ("τ_neg (gate, A < 0)", 0.1, 10.0, 0.05),
+}
+# ... and the number boxes on the sequence-ratio scale: label, min, max, step.
+SEQ_KNOB_INPUTS = {
+    "eps_low": ("ε_low", 0.0, 0.5, 1e-4),
+    "eps_high": ("ε_high", 0.0, 0.5, 1e-4),
+}
+# Knobs that act elsewhere than on one token's curve.
+NOT_ON_CURVES = {"max_tokens": "L_max acts on the aggregation only, not on these one-token curves"}
+
+
+def num(x: float) -> str:
+    """A bound or a ratio for prose: up to 6 significant digits (the sequence bands need more than 4 decimals)."""
+    return f"{x:.6g}"
+
+
+def knob_controls(name: str, table: dict, number_box: bool = False) -> Settings:
+    """One widget per knob of the objective that has a numeric default, seeded with that default; the objective's
+    header above them. Returns the objective's Settings."""
+    obj = OBJECTIVES[name]
+    st.markdown(f"<span style='color:{obj.color};font-weight:600'>■ {obj.title}</span>", unsafe_allow_html=True)
+    values, notes = {}, []
+    for knob in obj.knobs:
+        default = obj.defaults.get(knob)
+        if knob in NOT_ON_CURVES:
+            notes.append(NOT_ON_CURVES[knob])
+        elif default is None:
+            notes.append(f"{table[knob][0] if knob in table else knob}: none by default (no such bound)")
+        elif knob in table:
+            label, lo, hi, step = table[knob]
+            if number_box:
+                values[knob] = control(f"ce_{name}_{knob}", lambda v, k: st.number_input(
+                    label, lo, hi, float(v), step, format="%.4f", key=k), float(default))
+            else:
+                values[knob] = control(f"ce_{name}_{knob}", lambda v, k: st.slider(
+                    label, lo, hi, float(v), step, key=k), float(default))
+    if notes:
+        st.caption("; ".join(notes) + ".")
+    return Settings(**values)
+
+
+def in_columns(names: list[str], per_row: int, make) -> dict:
+    """make(name) for each name, laid out per_row to a row; returns {name: result}."""
+    out = {}
+    for start in range(0, len(names), per_row):
+        cols = st.columns(per_row)
+        for col, name in zip(cols, names[start:start + per_row]):
+            with col:
+                out[name] = make(name)
+    return out
+
+
+def strip_legend(curves: dict, sign: float) -> None:
+    """Which objective each zero-gradient strip belongs to: row k from the top is the k-th curve."""
+    rows = []
+    for k, (name, c) in enumerate(curves.items()):
+        obj = OBJECTIVES[name]
+        swatch = (f"<span style='display:inline-block;width:1.8em;height:0.6em;background:{obj.color};opacity:0.7'>"
+                  "</span>")
+        rows.append(f"<span style='white-space:nowrap'>{k + 1}. {swatch} {obj.title}</span>" if c.zero_regions else
+                    f"<span style='white-space:nowrap'>{k + 1}. {obj.title}: none (never exactly 0 here)</span>")
+    if rows:
+        st.markdown(f"<div style='font-size:0.85em;color:#555'>Strips along the top of the two plots above, from the "
+                    f"top down (where the gradient is exactly 0 for A = {sign:+g}): " + " &nbsp; ".join(rows)
+                    + "</div>", unsafe_allow_html=True)
+
 
 st.title("Clip Explorer")
 st.caption("Where does each objective stop learning? The per-token term (left) and its gradient weight "
            "∂term/∂log π_θ (right) against the ratio, for one token with A = +1 and A = −1. The coloured strips "
-           "along the top of each plot mark where that objective's gradient is exactly 0. CISPO has no clipped "
-           "term, only a capped weight (right).")
+           "along the top of each plot mark where that objective's gradient is exactly 0; the line under each pair "
+           "of plots says which strip is which objective.")
 
-r1 = st.columns(4)
-eps = control("ce_eps", lambda v, k: r1[0].slider("GRPO / Dual-Clip ε", 0.0, 0.9, v, 0.01, key=k), 0.2)
-c = control("ce_c", lambda v, k: r1[1].slider("Dual-Clip c", 1.05, 10.0, v, 0.05, key=k), 3.0)
-dapo_low = control("ce_dapo_low", lambda v, k: r1[2].slider("DAPO ε_low", 0.0, 0.9, v, 0.01, key=k), 0.2)
-dapo_high = control("ce_dapo_high", lambda v, k: r1[3].slider("DAPO ε_high (clip-higher)", 0.0, 2.0, v, 0.01, key=k),
-                    0.28)
-r2 = st.columns(4)
-cispo_high = control("ce_cispo_high", lambda v, k: r2[0].slider("CISPO ε_high", 0.0, 2.0, v, 0.01, key=k), 0.2)
-gmpo_eps = control("ce_gmpo", lambda v, k: r2[1].slider("GMPO ε (log space)", 0.05, 2.0, v, 0.05, key=k), 0.4)
-tau_pos = control("ce_tau_pos", lambda v, k: r2[2].slider("SAPO τ_pos", 0.1, 10.0, v, 0.05, key=k), 1.0)
-tau_neg = control("ce_tau_neg", lambda v, k: r2[3].slider("SAPO τ_neg", 0.1, 10.0, v, 0.05, key=k), 1.05)
 chosen = control("ce_objectives", lambda v, k: st.multiselect(
-    "Token-level objectives", TOKEN_LEVEL, default=v, key=k, format_func=lambda n: OBJECTIVES[n].title),
-    ["grpo", "dual_clip", "dapo", "cispo", "gmpo", "sapo"])
+    "Token-level objectives (their clip acts on the token ratio r)", TOKEN_LEVEL, default=v, key=k,
+    format_func=lambda n: OBJECTIVES[n].title), TOKEN_LEVEL)
+with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=True):
+    SETTINGS = in_columns(chosen, 4, lambda n: knob_controls(n, KNOB_SLIDERS))
 x_max = control("ce_xmax", lambda v, k: st.slider("Ratio axis up to", 1.5, 12.0, v, 0.5, key=k), 4.0)
-st.caption("Dr.GRPO's per-token term is GRPO's (it differs only in aggregation, see Length & Aggregation). "
-           "For GMPO the x-axis is the token's ratio e^Δ and the clip acts on Δ at ±ε.")
-
-SETTINGS = {
-    "grpo": Settings(eps_low=eps, eps_high=eps), "dr_grpo": Settings(eps_low=eps, eps_high=eps),
-    "dual_clip": Settings(eps_low=eps, eps_high=eps, dual_clip_c=c),
-    "dapo": Settings(eps_low=dapo_low, eps_high=dapo_high), "cispo": Settings(eps_high=cispo_high),
-    "gmpo": Settings(gmpo_eps=gmpo_eps), "sapo": Settings(tau_pos=tau_pos, tau_neg=tau_neg),
-}
 
 # A token of the current scenario, marked on the curves.
 scenario = parse_scenario(st.session_state.scenario)
 choices = [(i, t) for i, r in enumerate(scenario.responses) for t in range(len(r.tokens))]
 marked = control("ce_token", lambda v, k: st.selectbox(
     "Mark a token of the current scenario", list(range(len(choices))), index=min(v, len(choices) - 1), key=k,
-    format_func=lambda j: f"response {choices[j][0]}, t = {choices[j][1] + 1}: "
+    format_func=lambda j: f"response {choices[j][0] + 1}, t = {choices[j][1] + 1}: "
                           f"“{scenario.responses[choices[j][0]].tokens[choices[j][1]]}”"), 0)
 i, t = choices[marked]
+key = scenario_key(st.session_state.scenario)
+r_tok, A, s_i, tok_ratios = None, 0.0, None, []
 try:
-    key = scenario_key(st.session_state.scenario)
-    res = objective_view(key, "grpo", 300).result
-    r_tok = float(res.explanation.token_ratio[i, t])
+    res = objective_view(key, TOKEN_LEVEL[0], 300).result
+    L_i = len(scenario.responses[i].tokens)
+    tok_ratios = res.explanation.token_ratio[i, :L_i].tolist()
+    r_tok = tok_ratios[t]
     adv = res.advantages[i]
     A = float(adv) if adv.dim() == 0 else float(adv[t])
-    gspo_res = objective_view(key, "gspo", 300).result
-    s_i = float(gspo_res.explanation.seq_ratio[i])
-    st.markdown(f"Marked token: r = **{fmt(r_tok)}**, A = **{fmt(A)}** (so it sits on the "
-                f"{'A > 0' if A > 0 else 'A < 0' if A < 0 else 'A = 0 (no gradient at all)'} curves); its response's "
-                f"GSPO ratio is s = **{fmt(s_i)}**.")
 except ScenarioError as e:
     st.warning(f"The current scenario cannot mark a token here: {e}")
-    r_tok, A, s_i = None, 0.0, None
+seq_obj = None
+for n in SEQUENCE_LEVEL:
+    try:
+        s_i = float(objective_view(key, n, 300).result.explanation.seq_ratio[i])
+        seq_obj = OBJECTIVES[n]
+        break
+    except ScenarioError:
+        continue
+if r_tok is not None:
+    side = "A > 0" if A > 0 else "A < 0" if A < 0 else None
+    st.markdown(f"Marked token: r = **{fmt(r_tok)}**, A = **{fmt(A)}** (so it sits on the "
+                + (f"{side} curves)" if side else "A = 0: no curve, every objective's gradient is 0 there)")
+                + (f"; its response's sequence ratio is {seq_obj.seq_ratio_symbol} = **{fmt(s_i)}**."
+                   if s_i is not None else "."))
+
+axis = ratio_axis(x_max, (r_tok,) if r_tok is not None else ())
+grid = axis.grid
+notes = []
+if axis.extended:
+    usual = ratio_axis(x_max)
+    ends = ([f"up to {num(axis.high)}, past the slider's {num(x_max)}"] if axis.high > usual.high else []) + \
+        ([f"down to {num(axis.low)}, below the usual {num(usual.low)}"] if axis.low < usual.low else [])
+    notes.append(f"The ratio axis runs {' and '.join(ends)}, so that the marked token (r = {fmt(r_tok)}) is on it.")
+for n in chosen:
+    obj = OBJECTIVES[n]
+    if not obj.has_surrogate:
+        notes.append(f"{obj.title} has no term to plot against the ratio (left): only its gradient weight (right).")
+    if obj.clip_form == "log-space":
+        notes.append(f"For {obj.title} the x-axis is still the token's ratio r = e^Δ; its clip acts on Δ at ±ε.")
+curves = {sign: {n: cached_clip_curve(n, grid, sign, SETTINGS[n]) for n in chosen} for sign in (1.0, -1.0)}
+same = same_curves({n: [curves[s][n].value for s in curves] + [curves[s][n].grad for s in curves] for n in chosen})
+for n, m in same.items():
+    differs = (f" (they differ in aggregation: {OBJECTIVES[n].aggregation} against {OBJECTIVES[m].aggregation}, "
+               "see Length & Aggregation)" if OBJECTIVES[n].aggregation != OBJECTIVES[m].aggregation else "")
+    notes.append(f"{OBJECTIVES[n].title}'s curves lie exactly on {OBJECTIVES[m].title}'s at these settings{differs}.")
+if notes:
+    st.caption(" ".join(notes))
+
+if r_tok is not None and A != 0:
+    zero = [n for n in chosen if clip_curve(n, [r_tok], 1.0 if A > 0 else -1.0, SETTINGS[n]).grad[0] == 0]
+    flows = [OBJECTIVES[n].title for n in chosen if n not in zero]
+    st.markdown(f"At the marked token (r = {fmt(r_tok)}, A {'>' if A > 0 else '<'} 0) the gradient is exactly 0 "
+                f"under **{', '.join(OBJECTIVES[n].title for n in zero) or 'none of them'}**"
+                + (f" and flows under {', '.join(flows)}." if flows else "."))
 
 
-def panel(names: list[str], sign: float, grid: list[float], x_title: str, marker_x):
-    curves = {n: cached_clip_curve(n, grid, sign, SETTINGS[n]) for n in names}
-    marker = (marker_x, "marked token") if marker_x is not None and (A > 0) == (sign > 0) and A != 0 else None
+def panel(curves: dict, sign: float, x_title: str, marker_x, what: str, tag: str, height: int = 360) -> None:
+    marker = (marker_x, f"marked {what}") if marker_x is not None and (A > 0) == (sign > 0) and A != 0 else None
     left, right = st.columns(2)
-    left.plotly_chart(clip_explorer_figure(curves, "value", sign, x_title, marker), key=f"v{sign}{x_title}",
-                      **PLOT_ARGS)
-    right.plotly_chart(clip_explorer_figure(curves, "grad", sign, x_title, marker), key=f"g{sign}{x_title}",
-                       **PLOT_ARGS)
+    left.plotly_chart(clip_explorer_figure(curves, "value", sign, x_title, marker, height=height),
+                      key=f"v{sign}{tag}", **PLOT_ARGS)
+    right.plotly_chart(clip_explorer_figure(curves, "grad", sign, x_title, marker, height=height),
+                       key=f"g{sign}{tag}", **PLOT_ARGS)
+    strip_legend(curves, sign)
 
 
-grid = (x_max / 2, x_max / 2, 401, 0.01)  # ratio_grid's parameters
 for sign, label in ((1.0, "A > 0 (a better-than-average answer)"), (-1.0, "A < 0 (a worse-than-average answer)")):
     st.subheader(label)
     if chosen:
-        panel(chosen, sign, grid, "token ratio r", r_tok)
+        panel(curves[sign], sign, "token ratio r", r_tok, "token", "tok")
 
-st.subheader("GSPO on its own scale: the sequence ratio s_i")
-g1, g2 = st.columns(2)
-g_low = control("ce_gspo_low", lambda v, k: g1.number_input("GSPO ε_low", 0.0, 0.5, v, 1e-4, format="%.4f", key=k),
-                3e-4)
-g_high = control("ce_gspo_high", lambda v, k: g2.number_input("GSPO ε_high", 0.0, 0.5, v, 1e-4, format="%.4f",
-                                                              key=k), 4e-4)
-span = max(5 * max(g_low, g_high), 1e-3)
-gspo_settings = Settings(eps_low=g_low, eps_high=g_high)
-sgrid = (1.0, span, 401, 1e-3)
-st.caption(f"GSPO clips s_i to [{fmt(1 - g_low)}, {fmt(1 + g_high)}]: a band {fmt(g_low + g_high)} wide, against "
-           f"0.4 for GRPO's [0.8, 1.2] on r. Because s_i is a geometric "
-           "mean over the response, it moves far less than single token ratios do.")
+# ------------------------------------------------------------------------------------ sequence-level objectives
+st.subheader("On their own scale: objectives that clip the sequence ratio s_i")
+SEQ_SETTINGS = in_columns(SEQUENCE_LEVEL, 4, lambda n: knob_controls(n, SEQ_KNOB_INPUTS, number_box=True))
+seq_bands = {n: clip_band(n, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
+tok_bands = {n: clip_band(n, SETTINGS[n]) for n in chosen}
+tok_bands = {n: b for n, b in tok_bands.items() if b is not None}
+saxis = zoom_axis([b for b in seq_bands.values() if b is not None])
+seq_text = "; ".join(f"{OBJECTIVES[n].title} clips s_i to [{num(b.low)}, {num(b.high)}], a band {num(b.width)} wide"
+                     for n, b in seq_bands.items() if b is not None)
+tok_text = ", ".join(f"{OBJECTIVES[n].title}'s [{num(b.low)}, {num(b.high)}] ({num(b.width)} wide)"
+                     for n, b in tok_bands.items())
+caption = seq_text + "." + (f" On the token ratio r, at the settings above: {tok_text}." if tok_text else "")
+if s_i is not None and tok_ratios:
+    caption += (f" s_i is the geometric mean of the response's token ratios, so it lies between the smallest and the "
+                f"largest of them: for the marked response, r from {fmt(min(tok_ratios))} to "
+                f"{fmt(max(tok_ratios))}, s_i = {fmt(s_i)}.")
+st.caption(caption)
+seq_curves = {sign: {n: cached_clip_curve(n, saxis.grid, sign, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
+              for sign in (1.0, -1.0)}
+seq_same = same_curves({n: [seq_curves[s][n].value for s in seq_curves] + [seq_curves[s][n].grad for s in seq_curves]
+                        for n in SEQUENCE_LEVEL})
+seq_notes = [f"{OBJECTIVES[n].title}'s curves lie exactly on {OBJECTIVES[m].title}'s at these settings: for a "
+             "one-token response they are the same function of s_i." for n, m in seq_same.items()]
+on_axis = s_i is not None and saxis.low <= s_i <= saxis.high
+if s_i is not None and A != 0 and not on_axis:
+    sgn = 1.0 if A > 0 else -1.0
+    zero = [OBJECTIVES[n].title for n in SEQUENCE_LEVEL
+            if clip_curve(n, [s_i], sgn, SEQ_SETTINGS[n]).grad[0] == 0]
+    seq_notes.append(f"The marked response's s_i = {fmt(s_i)} lies off this zoom on the bands "
+                     f"([{num(saxis.low)}, {num(saxis.high)}]); with its A {'>' if A > 0 else '<'} 0 the gradient "
+                     + (f"there is exactly 0 under {', '.join(zero)}." if zero else
+                        "there is not 0 under any of them."))
+if seq_notes:
+    st.caption(" ".join(seq_notes))
 for sign in (1.0, -1.0):
-    curves = {"gspo": cached_clip_curve("gspo", sgrid, sign, gspo_settings)}
-    marker = (s_i, "marked response") if s_i is not None and (A > 0) == (sign > 0) and A != 0 \
-        and abs(s_i - 1) <= span else None
-    left, right = st.columns(2)
-    left.plotly_chart(clip_explorer_figure(curves, "value", sign, "sequence ratio s_i", marker, height=300),
-                      key=f"gv{sign}", **PLOT_ARGS)
-    right.plotly_chart(clip_explorer_figure(curves, "grad", sign, "sequence ratio s_i", marker, height=300),
-                       key=f"gg{sign}", **PLOT_ARGS)
-st.caption("GSPO's gradient weight per token is (1/G)·s_i·A_i/|y_i| on every token of the response; the curve shows "
-           "s_i·A_i (one response of one token).")
+    panel(seq_curves[sign], sign, "sequence ratio s_i", s_i if on_axis else None, "response", "seq")
+st.caption("Each point of these curves is a one-token response, so r = s_i there. The gradient curves show s_i·A_i: "
+           "in a longer response every one of its |y_i| tokens gets s_i·A_i times (1/G)·(1/|y_i|).")

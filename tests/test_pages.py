@@ -177,7 +177,7 @@ def test_clip_explorer_marks_the_cores_token():
 
 def test_clip_explorer_slider_moves_the_zero_gradient_strip():
     at = open_page(PAGES[1])
-    at.slider(key=ctl("ce_eps")).set_value(0.3).run()
+    at.slider(key=ctl("ce_grpo_eps_high")).set_value(0.3).run()
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     grad_up = specs[1]                   # A > 0, gradient panel
     grpo_strip = [s for s in grad_up["layout"]["shapes"] if s.get("fillcolor") == "#0072B2"]
@@ -188,7 +188,7 @@ def test_clip_explorer_slider_moves_the_zero_gradient_strip():
 def test_length_page_numbers_follow_the_sliders():
     at = open_page(PAGES[2])
     at.slider(key=ctl("la_G")).set_value(4).run()
-    assert f"(the whole answer: 1/G = {1 / 4:.3g}" in texts(at)
+    assert f"the whole answer: **{1 / 4:.3g}**" in texts(at)        # GRPO: (1/G) per answer, however long
     at.slider(key=ctl("la_delta")).set_value(0.25).run()
     assert f"e^δ = **{drift_sequence_ratio([1], 0.25)[0]:.4g}**" in texts(at)
 
