@@ -3,3 +3,26 @@ default threads and 212 s pinned), and hypothesis keeps no example database in t
 import torch
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def navigation_mode(monkeypatch):
+    """AppTest runs the app as a live server does after its first request: in st.navigation mode.
+
+    Streamlit 1.67 treats an app with a pages/ folder as a legacy multipage app until a run calls st.navigation, and
+    AppTest resets that flag (PagesManager.uses_pages_directory) before every run, so each page would first run
+    alone and be rerun through app.py by gspo_viz.ui.state.require_app (the app's one workaround); the discarded
+    first pass swallows one-shot button clicks. The first-request path itself is covered by the browser test, which
+    opens a page link on a fresh server.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

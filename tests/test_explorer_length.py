@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from gspo_viz.core.curves import (drift_clip, drift_curves, first_length_within, ratio_axis, ratio_grid,
@@ -73,16 +72,7 @@ def test_ratio_axis_reaches_the_marked_ratio():
 
 
 # ---------------------------------------------------------------------------------------------- the pages
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run as a live server does after its first request: in st.navigation mode (see tests/test_pages.py)."""
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("navigation_mode")   # tests/conftest.py: AppTest in st.navigation mode
 
 
 def open_page(page):

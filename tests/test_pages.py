@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from gspo_viz import parse_scenario, run_scenario
@@ -19,21 +18,7 @@ PAGES = ["pages/1_token_lab.py", "pages/2_clip_explorer.py", "pages/3_length_agg
          "pages/4_formula_checker.py"]
 
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run as a live server does after its first request: in st.navigation mode.
-
-    AppTest resets Streamlit's legacy-pages flag before every run, so each page would first run alone and be
-    rerun through app.py by require_app(); the discarded first pass swallows one-shot button clicks. The
-    first-request path itself is covered by the browser test, which opens a page link on a fresh server.
-    """
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("navigation_mode")   # tests/conftest.py: AppTest in st.navigation mode
 
 
 def open_page(page, query=None):

@@ -125,10 +125,13 @@ def replace_tables(data: dict) -> None:
 def require_app() -> None:
     """Call first in every page. If the page runs without app.py, go through app.py instead.
 
-    Streamlit treats an app with a pages/ folder as a legacy multipage app until a run calls st.navigation (and
-    AppTest resets that before every run). A page then runs alone, without app.py's routing, state and sidebar:
-    for the first visitor of a fresh server who opens a shared link, and for every page run in AppTest.
-    Switching the legacy mode off and rerunning sends the same URL through app.py.
+    Streamlit 1.67 treats an app with a pages/ folder as a legacy multipage app until a run calls st.navigation
+    (PagesManager sets `uses_pages_directory` from the folder's existence; only st.navigation clears it, and AppTest
+    resets it before every run). A page then runs alone, without app.py's routing, state and sidebar: for the first
+    visitor of a fresh server who opens a shared link, and for every page run in AppTest. Streamlit offers no
+    supported setting for this (checked in 1.67: no config option, and `client.showSidebarNavigation` only hides the
+    legacy menu), so this is the app's one workaround: switch the legacy mode off and rerun, which sends the same URL
+    through app.py. tests/test_browser.py opens a page link on a fresh server to check it.
     """
     if st.session_state.get("in_app_run"):
         return
