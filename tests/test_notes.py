@@ -1,5 +1,6 @@
-"""The default scenario's notes state counts and ratios: each is rebuilt here from the computed result, so a note
-that drifts from the numbers fails (the notes once said GSPO clips "most answers" whole: it clips 3 of 8)."""
+"""Notes that state numbers (default_group, gspo_equal_token_weights, equal_rewards_no_signal): each number is rebuilt
+here from the computed result, so a note that drifts from the numbers fails (the default notes once said GSPO clips
+"most answers" whole: it clips 3 of 8). The seed examples' notes are checked in test_seed_examples.py."""
 import json
 from pathlib import Path
 
@@ -46,3 +47,22 @@ def test_gspo_clips_three_answers_whole():
     s_correct = [fmt(float(ex.seq_ratio[i])) for i, r in enumerate(SCN.responses) if r.reward == 1]
     assert f"({s_correct[0]}, {s_correct[1]}, {s_correct[2]})" in NOTES
     assert all(float(ex.seq_ratio[i]) > 1 and float(res.advantages[i]) < 0 for i in (5, 7))  # responses 6 and 8
+
+
+def test_gspo_equal_token_weights_notes():
+    data = json.loads((PATH.parent / "gspo_equal_token_weights.json").read_text(encoding="utf-8"))
+    notes = data["notes"]
+    scn = parse_scenario(data)
+    gspo, grpo = run_scenario(scn, "gspo"), run_scenario(scn, "grpo")
+    A = float(gspo.advantages[0])
+    r = gspo.explanation.token_ratio[0].tolist()
+    assert f"(1/2)·1·{A:.3f}/3 = {float(gspo.explanation.grad_weight[0, 0]):.3f}" in notes
+    assert "{:.3f}, {:.3f}, {:.3f}".format(*grpo.explanation.grad_weight[0].tolist()) in notes
+    assert f"their arithmetic mean is {(r[0] + r[2]) / 2:.3f}" in notes and f"{r[0]:.3f}" in notes
+
+
+def test_equal_rewards_notes():
+    data = json.loads((PATH.parent / "equal_rewards_no_signal.json").read_text(encoding="utf-8"))
+    res = run_scenario(parse_scenario(data))
+    assert len(data["responses"]) == 4 and "All four answers got reward 1" in data["notes"]
+    assert {r.reward for r in res.scenario.responses} == {1.0} and res.advantages.tolist() == [0.0] * 4
