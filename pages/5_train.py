@@ -182,12 +182,12 @@ if runs and any(r.trainer.last_rollout is not None for r in runs):
     run = next(r for r in runs if r.label == which)
     with bg.lock:
         signal = signal_groups(run)
-    prompt = s2.number_input("Prompt", 0, run.trainer.cfg.prompts - 1, signal[0] if signal else 0,
+    prompt = s2.number_input("Prompt", 1, run.trainer.cfg.prompts, signal[0] + 1 if signal else 1,
                              key="tr_view_prompt")
     st.caption(f"Prompts whose answers got different rewards at this step (the others have all advantages 0): "
-               f"{', '.join(map(str, signal)) if signal else 'none'}.")
+               f"{', '.join(str(p + 1) for p in signal) if signal else 'none'}.")
     with bg.lock:                                  # the model is not read while the thread updates it
-        scenario = group_scenario(run, int(prompt))
+        scenario = group_scenario(run, int(prompt) - 1)   # the page counts prompts from 1
     if scenario is None or not scenario["responses"]:
         st.info("No answers to show yet.")
     else:

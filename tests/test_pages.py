@@ -262,6 +262,12 @@ def test_train_page_refuses_impossible_settings(key, value, words):
 def test_train_page_opens_a_group_in_the_token_lab():
     at = open_page(TRAIN)
     click(at, "Single step")
+    # prompts are counted from 1 as everywhere in the app: the viewer opens on the first prompt with a signal
+    from gspo_viz.toy.session import signal_groups
+    run = at.session_state["train_bg"].runs[0]
+    prompt = at.number_input(key="tr_view_prompt")
+    assert prompt.min == 1 and prompt.value == signal_groups(run)[0] + 1
+    assert ", ".join(str(p + 1) for p in signal_groups(run)) in " ".join(c.value for c in at.caption)
     click(at, "Open this group in the Token Lab")
     assert at.title[0].value == "Token Lab"
     assert at.session_state["scenario"]["title"].startswith("GRPO, step 1: answers to")
