@@ -1,9 +1,16 @@
-"""Command line: `python -m gspo_viz explain FILE` and `python -m gspo_viz steps FILE --response I --token T`."""
+"""Command line: `python -m gspo_viz explain FILE [FILE ...]` and `python -m gspo_viz steps FILE --response I --token T`.
+
+A FILE may be a folder: every *.json in it, in name order. Bad input gives one line per file on stderr (the file,
+the field, what is wrong) and exit code 2; the other files are still printed.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from pathlib import Path
 
 from .core.objectives import NAMES
 from .scenarios import ScenarioError, load_scenario, run_scenario
@@ -21,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("steps", help="one token's computation step by step, ending in its gradient weight and "
                                       "autograd's")
     for p in (ex, st):
-        p.add_argument("file", help="scenario JSON file (see examples/)")
+        p.add_argument("file", nargs="+", help="scenario JSON file(s) (see examples/), or a folder: every *.json in "
+                                               "it; with several, --json prints {path: result}")
         p.add_argument("--objective", help=f"override the file's objective: {', '.join(NAMES)}")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
     st.add_argument("--response", type=int, required=True, help="the response, counted from 1")
@@ -29,35 +37,98 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _files(args: list[str]) -> tuple[list[str], list[str]]:
+    """The files to run (a folder gives its *.json in name order) and one error line per argument that gives none."""
+    files, errors = [], []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.json") if p.is_file())
+            if not found:
+                errors.append(f"{arg}: the folder holds no *.json files")
+            files += found
+        else:
+            files.append(arg)
+    return files, errors
+
+
+def _nonfinite(doc, where: str = "") -> str | None:
+    """The JSON path of the first NaN or ±inf in `doc`, or None."""
+    if isinstance(doc, float):
+        return None if math.isfinite(doc) else where
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for k, v in items:
+        found = _nonfinite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _one(args, path: str) -> tuple[dict, str]:
+    """(the JSON document, the text) of one file; ScenarioError for bad input."""
+    from .views import report
+    scenario = load_scenario(path, args.objective)
+    if args.command == "steps":
+        G = len(scenario.responses)
+        if not 1 <= args.response <= G:
+            raise ScenarioError("--response", f"no response {args.response}; this scenario has responses 1 to {G}")
+        L = len(scenario.responses[args.response - 1].tokens)
+        if not 1 <= args.token <= L:
+            raise ScenarioError("--token", f"no token {args.token} in response {args.response}; it has tokens "
+                                           f"1 to {L}")
+    result = run_scenario(scenario)
+    if args.command == "steps":
+        i, t = args.response - 1, args.token - 1
+        doc = report.steps_json(result, i, t)
+        text = None if args.json else report.steps_text(result, i, t)
+    else:
+        doc = report.to_json(result) if args.json else None
+        text = None if args.json else report.to_text(result)
+    if doc is not None:
+        where = _nonfinite(doc)
+        if where is not None:  # run_scenario's own check covers the result; this covers every number printed
+            raise ScenarioError(where.lstrip("."), "is not a finite number (float64 overflowed); use smaller "
+                                                   "log-ratios, rewards, advantages or β")
+    return doc, text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.objective is not None and args.objective not in NAMES:
-        print(f"{args.file}: objective: unknown objective {args.objective!r}; valid: {', '.join(NAMES)}",
-              file=sys.stderr)
+        print(f"--objective: unknown objective {args.objective!r}; valid: {', '.join(NAMES)}", file=sys.stderr)
         return 2
+    files, errors = _files(args.file)
+    for line in errors:
+        print(line, file=sys.stderr)
+    several = len(files) > 1 or any(Path(a).is_dir() for a in args.file)
+    docs, failed = {}, bool(errors)
     try:
-        scenario = load_scenario(args.file, args.objective)
-        if args.command == "steps":
-            G = len(scenario.responses)
-            if not 1 <= args.response <= G:
-                raise ScenarioError("--response", f"no response {args.response}; this scenario has responses 1 to {G}")
-            L = len(scenario.responses[args.response - 1].tokens)
-            if not 1 <= args.token <= L:
-                raise ScenarioError("--token", f"no token {args.token} in response {args.response}; it has tokens "
-                                               f"1 to {L}")
-        result = run_scenario(scenario)
-    except ScenarioError as e:
-        print(f"{args.file}: {e}", file=sys.stderr)
-        return 2
-    from .views import report
-    if args.command == "steps":
-        i, t = args.response - 1, args.token - 1
-        print(json.dumps(report.steps_json(result, i, t), indent=2, ensure_ascii=False) if args.json
-              else report.steps_text(result, i, t))
-    else:
-        print(json.dumps(report.to_json(result), indent=2, ensure_ascii=False) if args.json
-              else report.to_text(result))
-    return 0
+        for path in files:
+            try:
+                doc, text = _one(args, path)
+            except ScenarioError as e:
+                print(f"{path}: {e}", file=sys.stderr)
+                failed = True
+                continue
+            if args.json:
+                docs[path] = doc
+            else:
+                if several:
+                    print(f"==> {path} <==")
+                print(text + ("\n" if several else ""))
+        if args.json and docs:  # several files: {path: result} of those that ran; one file: its result
+            out = docs if several else docs[files[0]]
+            print(json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly. Python's docs: point stdout at devnull so that the
+        # interpreter's final flush does not report the broken pipe again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens
                                                   key=k, format_func=lambda j: f"t = {j + 1}: “{tokens[j]}”"), 0)
 
 if scenario.notes:
-    with st.expander(f"Notes: {scenario.title}", expanded=True):
-        st.markdown(scenario.notes)
+    from gspo_viz.views.text import safe_markdown  # a shared scenario's text: no remote images, no raw HTML
+    with st.expander(safe_markdown(f"Notes: {scenario.title}"), expanded=True):
+        st.markdown(safe_markdown(scenario.notes))
 
 try:
     res = run_scenario(scenario, name)

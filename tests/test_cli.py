@@ -203,3 +203,130 @@ def test_steps_command_usage_errors(capsys, args, message):
         main(["steps", str(ROOT / "examples" / "movie_five_tokens.json"), *args])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+# ------------------------------------------------------------------------------------------------------------ issue 9
+def write_bytes(tmp_path, raw, name="bad.json"):
+    p = tmp_path / name
+    p.write_bytes(raw)
+    return p
+
+
+GOOD_TEXT = json.dumps(GOOD)
+HOSTILE = [
+    ("nested_100000", GOOD_TEXT.replace('"a", "b"', '"a", ' + "[" * 100_000 + "]" * 100_000),
+     "line 1 column", "nests more than 16 levels deep"),
+    ("int_400_digits", GOOD_TEXT.replace('"reward": 1.0', '"reward": ' + "9" * 400), "responses[0].reward",
+     "the number 99999999999999999999…99999999 (400 digits) is too large"),
+    ("int_5000_digits", GOOD_TEXT.replace('"reward": 0.0', '"reward": -' + "9" * 5000), "responses[1].reward",
+     "(5000 digits) is too large"),
+    ("logp_400_digits", GOOD_TEXT.replace('"p_old": [0.5]', '"logp_old": [-' + "9" * 400 + "]"),
+     "responses[1].logp_old[0]", "(400 digits) is too large"),
+    ("surrogate", GOOD_TEXT.replace('"c"]', '"c", "\\ud800"]').replace('"p_old": [0.5], "p_new": [0.45]',
+                                                                       '"p_old": [0.5, 0.5], "p_new": [0.45, 0.5]'),
+     "responses[1].tokens[1]", r"contains an unpaired surrogate (\ud800)"),
+    ("surrogate_key", GOOD_TEXT.replace('"settings"', '"\\udfffx"'), "", r'the field name "\udfffx" contains'),
+    ("max_tokens_huge", GOOD_TEXT.replace('{"objective": "grpo"}', '{"max_tokens": ' + "1" * 400 + "}"),
+     "settings.max_tokens", "(400 digits) is too large"),
+    ("rewards_1e308", GOOD_TEXT.replace('"reward": 1.0', '"reward": 1e308'), "responses[0].reward", "beyond ±1e15"),
+    ("rewards_pm_1e308", GOOD_TEXT.replace('"reward": 1.0', '"reward": 1e308').replace('"reward": 0.0',
+                                                                                      '"reward": -1e308'),
+     "responses[0].reward", "beyond ±1e15"),
+    ("ref_log_ratio_800", GOOD_TEXT.replace('"p_new": [0.45]', '"p_new": [0.45], "logp_ref": [-800.8]').replace(
+        '"p_new": [0.4, 0.25]', '"p_new": [0.4, 0.25], "logp_ref": [-1, -1]').replace('"grpo"', '"grpo", "beta": 0.04'),
+     "responses[1] token 0", "log-ratio to the reference, log π_new − log π_ref, 800.001 is beyond ±700"),
+]
+
+
+@pytest.mark.parametrize("name,text,where,words", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_files_get_one_line_and_exit_2(name, text, where, words, tmp_path, capsys):
+    # before: tracebacks (RecursionError, OverflowError, ValueError, UnicodeEncodeError), or a NaN loss / all
+    # advantages 0 / "loss": Infinity printed with exit code 0
+    p = write(tmp_path, text)
+    for args in (["explain", str(p), "--json"], ["steps", str(p), "--response", "1", "--token", "1"]):
+        code, out, err = cli(capsys, *args)
+        assert code == 2 and out == "" and err.count("\n") == 1, (code, out[:200], err[:200])
+        assert err.startswith(f"{p}: {where}") and words in err and len(err) < 300, err
+
+
+def test_latin_1_file_is_refused_where_the_byte_is(tmp_path, capsys):
+    p = write_bytes(tmp_path, GOOD_TEXT.replace('"b"', '"é"').encode("latin-1"))
+    code, out, err = cli(capsys, "explain", str(p))
+    assert code == 2 and out == ""
+    assert err == f"{p}: line 1 column 34: cannot read the file as UTF-8 text (byte 0xe9: invalid continuation " \
+                  "byte); save it as UTF-8\n"
+
+
+@pytest.mark.parametrize("value, where", [('"' + "9" * 300 + '"', "responses[0].reward"),
+                                          ("[" + ", ".join(["1"] * 500) + "]", "responses[0].reward")])
+def test_messages_quote_long_values_short(value, where, tmp_path, capsys):
+    p = write(tmp_path, GOOD_TEXT.replace('"reward": 1.0', f'"reward": {value}'))
+    code, _, err = cli(capsys, "explain", str(p))
+    assert code == 2 and where in err and len(err) < len(str(p)) + 120, err   # before: the 300 digits in full
+    assert "…" in err or "a list of 500 items" in err
+
+
+def test_a_log_ratio_of_1e300_is_quoted_short(tmp_path, capsys):
+    p = write(tmp_path, edit(responses__0__p_old=..., responses__0__logp_old=[-1e300, -1.0]))
+    code, _, err = cli(capsys, "explain", str(p))
+    assert code == 2 and "log-ratio 1e+300 is beyond ±700" in err and len(err) < 200, err
+
+
+def test_results_that_overflow_are_refused_naming_the_number(tmp_path, capsys):
+    # within every bound (log-ratio 700, advantage 1e15) but e^700 · 1e15 overflows: refused, not printed as inf
+    data = {"responses": [{"logp_old": [-700.0], "logp_new": [0.0], "advantage": 1e15}],
+            "settings": {"objective": "grpo"}}
+    code, out, err = cli(capsys, "explain", str(write(tmp_path, data)), "--json")
+    assert code == 2 and out == ""
+    assert err.startswith(f"{tmp_path / 'bad.json'}: responses[0] token 0: ratio × advantage is inf: "), err
+
+
+def test_json_output_never_holds_nan_or_infinity(tmp_path, capsys, monkeypatch):
+    # the last guard: a number that is not finite in the document is refused with its path, never printed as NaN
+    from gspo_viz.views import report
+    original = report.to_json
+    monkeypatch.setattr(report, "to_json", lambda res: original(res) | {"loss": float("nan")})
+    code, out, err = cli(capsys, "explain", str(ROOT / "examples/movie_five_tokens.json"), "--json")
+    assert code == 2 and out == "" and "examples/movie_five_tokens.json: loss: is not a finite number" in err
+
+
+def test_a_closed_pipe_ends_quietly_and_the_cli_imports_only_what_it_needs():
+    # `python -m gspo_viz explain examples/ | head -1`: before, Python printed "BrokenPipeError" on stderr
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "gspo_viz", "explain", str(ROOT / "examples")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # the reader goes away before the first line is written
+    err = proc.stderr.read().decode().splitlines()
+    proc.wait(timeout=120)
+    imported = {line.split("|")[-1].strip() for line in err if line.startswith("import time:")}
+    assert [line for line in err if not line.startswith("import time:")] == [] and proc.returncode == 1
+    # explain needs the core (torch) and the report; not Streamlit, plotly, pandas, the toy or the app's glue
+    assert "torch" in imported and "gspo_viz.views.report" in imported
+    assert not imported & {"streamlit", "plotly", "pandas", "gspo_viz.toy", "gspo_viz.ui"}
+
+
+def test_several_files_and_a_folder(tmp_path, capsys):
+    movie, three = ROOT / "examples/movie_five_tokens.json", ROOT / "examples/three_responses_gspo.json"
+    code, out, err = cli(capsys, "explain", str(movie), str(three))
+    assert code == 0 and err == ""
+    assert out.startswith(f"==> {movie} <==\n") and f"\n==> {three} <==\n" in out and out.count("==> ") == 2
+    assert "J = 1.135" in out.split(f"==> {three}")[0]
+    # --json: {path: result}, each result as for one file
+    code, out, _ = cli(capsys, "explain", str(movie), str(three), "--json")
+    doc = json.loads(out)
+    assert list(doc) == [str(movie), str(three)] and doc[str(movie)]["loss"] == pytest.approx(-1.135)
+    # a folder: every *.json in name order; a bad file is one line naming it, the others are still printed
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "a.json").write_text(movie.read_text())
+    (folder / "b.json").write_text(json.dumps(edit(responses__0__p_new=[2.0, 0.25])))
+    (folder / "c.json").write_text(three.read_text())
+    (folder / "notes.txt").write_text("not a scenario")
+    code, out, err = cli(capsys, "explain", str(folder), "--json")
+    assert code == 2 and list(json.loads(out)) == [str(folder / "a.json"), str(folder / "c.json")]
+    assert err == f"{folder / 'b.json'}: responses[0].p_new[0]: probability 2.0 is outside (0, 1]\n"
+    code, out, err = cli(capsys, "steps", str(folder), "--response", "1", "--token", "1")
+    assert code == 2 and out.count("==> ") == 2 and err.count("\n") == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = cli(capsys, "explain", str(empty))
+    assert code == 2 and out == "" and err == f"{empty}: the folder holds no *.json files\n"

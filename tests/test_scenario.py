@@ -95,3 +95,58 @@ def test_round_trip_keeps_every_number():
     b = parse_scenario(scenario_to_dict(a))
     assert b == a
     assert run_scenario(b).explanation.J == run_scenario(a).explanation.J
+
+
+# ------------------------------------------------------------------------------------------------------------ issue 9
+def test_rewards_and_advantages_are_bounded_at_1e15():
+    ok = run_scenario(parse_scenario({"responses": [resp(1, 1e15), resp(1, -1e15)]}))
+    assert ok.advantages.tolist() == pytest.approx([1 / math.sqrt(2), -1 / math.sqrt(2)], rel=1e-6)
+    for bad in ({"responses": [resp(1, 1e308), resp(1, 0.0)]}, {"responses": [resp(1, 0.0, advantage=[-2e15])]}):
+        with pytest.raises(ScenarioError, match=r"beyond ±1e15, the limit for rewards and advantages"):
+            parse_scenario(bad)
+
+
+@pytest.mark.parametrize("data, where, what", [
+    # each within the parser's bounds, but together beyond float64: refused, never a NaN or inf in the result
+    ({"responses": [{"logp_old": [-1.0, -700.0], "logp_new": [-1.0, 0.0], "advantage": -1e15}],
+      "settings": {"objective": "gspo_token"}}, "responses[0] token 1", "token ratio × advantage is -inf"),
+    ({"responses": [{"logp_old": [-1.0], "logp_new": [-701.0], "logp_ref": [-1.0], "advantage": 1.0}],
+      "settings": {"beta": 1e300}}, "responses[0] token 0", "β × KL is inf"),
+    ({"responses": [{"logp_old": [-1.0], "logp_new": [-1.0], "advantage": -1e15}],
+      "settings": {"objective": "dual_clip", "dual_clip_c": 1e300}}, "responses[0] token 0", "c × advantage is -inf"),
+])
+def test_the_safety_net_names_what_overflowed(data, where, what):
+    with pytest.raises(ScenarioError) as e:
+        run_scenario(parse_scenario(data))
+    assert e.value.where == where and e.value.message.startswith(f"{what}: the scenario's numbers are too large")
+
+
+def test_rewards_whose_std_underflows_need_adv_eps():
+    data = {"responses": [resp(1, 5e-324), resp(1, 0.0)], "settings": {"adv_eps": 0.0}}
+    with pytest.raises(ScenarioError, match="std underflows to 0, and with adv_eps = 0 the z-score divides by 0"):
+        run_scenario(parse_scenario(data))   # before: advantages inf and NaN
+    ok = run_scenario(parse_scenario({**data, "settings": {"adv_eps": 1e-6}}))
+    assert all(math.isfinite(a) for a in ok.advantages.tolist())
+
+
+def test_nesting_is_refused_at_its_field():
+    deep = [[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]
+    with pytest.raises(ScenarioError, match=r"^responses\[0\]\.tokens(\[0\])+: is nested more than 16 levels deep"):
+        parse_scenario({"responses": [resp(1, 1.0, tokens=deep), resp(1, 0.0)]})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"objective": "x" * 5000}, "settings.objective: unknown objective \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…\""),
+    ({"kl": list(range(1000))}, "settings.kl: unknown value a list of 1000 items"),
+    ({"dual_clip_c": -10 ** 300}, "settings.dual_clip_c: -1000000000000000000…00000000 (301 digits) is too large "
+                                  "for a setting"),
+    ({"max_tokens": 10 ** 400}, "settings.max_tokens: the number 10000000000000000000…00000000 (401 digits) is too "
+                                "large"),
+    ({"beta": 10 ** 100}, "settings.beta: 10000000000000000000…00000000 (101 digits) is too large for a setting"),
+    ({"overlong": {"filter": True, "y" * 500: 1}}, "settings.overlong: unknown key \"yyyyyyyyyyyyyyyyyyyyyy"),
+    ({"z" * 500: 1}, "settings.zzzzzzzzzzzzzzzzzzzzzzzzzzzz…zzzzzzzzzz: unknown setting"),
+])
+def test_settings_messages_quote_values_short(settings, message):
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario({"responses": [resp(1, 1.0), resp(1, 0.0)], "settings": settings})
+    assert str(e.value).startswith(message) and len(str(e.value)) < 250, str(e.value)

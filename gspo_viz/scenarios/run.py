@@ -81,6 +81,10 @@ def _advantages(rs: list[Response], cfg, T: int, conventions: list[str]) -> _Adv
             conventions.append(f"reward shaping: DAPO soft overlong punishment added to each response's reward, "
                                f"L_max = {cfg.overlong.l_max}, L_cache = {cfg.overlong.l_cache}")
         out.shaped = shaped.tolist()
+        if cfg.adv_eps == 0 and not bool((shaped == shaped[0]).all()) and float(shaped.std(correction=0)) == 0:
+            raise ScenarioError("responses", "the rewards differ by so little that their std underflows to 0, and "
+                                             "with adv_eps = 0 the z-score divides by 0; set adv_eps > 0 or scale "
+                                             "the rewards")
         out.adv, stats = group_advantages(shaped, cfg.advantage, cfg.std, cfg.adv_eps)
         out.mean, out.std, out.no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
         conventions.append({
@@ -166,5 +170,51 @@ def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResu
     ex.metrics["no_signal"] = a.no_signal
     ex.metrics["dropped_by_dynamic_sampling"] = dropped
     ex.metrics["masked_responses"] = masked
-    return ScenarioResult(scn, ex, a.rewards, a.shaped, a.adv, a.mean, a.std, a.no_signal, dropped, masked,
-                          conventions)
+    res = ScenarioResult(scn, ex, a.rewards, a.shaped, a.adv, a.mean, a.std, a.no_signal, dropped, masked,
+                         conventions)
+    _check_finite(res, logp, logp_ref)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------- the safety net
+
+_TOO_LARGE = ("the scenario's numbers are too large together for float64 (e.g. a ratio exp(log-ratio) up to e^700 "
+              "times an advantage up to 1e15, or β times a KL up to e^700); use smaller log-ratios, rewards, "
+              "advantages or β")
+
+
+def _check_finite(res: ScenarioResult, logp: Tensor, logp_ref: Optional[Tensor]) -> None:
+    """The last guard: no number of a result may be NaN or ±inf, so none reaches a chart, a table or --json.
+    Inputs within the parser's bounds can still overflow together; the error names the first number that did."""
+    import math
+
+    import torch
+
+    from ..core.objectives import OBJECTIVES
+    ex = res.explanation
+    mask = ex.mask > 0
+    adv = res.advantages if res.advantages.dim() == 2 else res.advantages.unsqueeze(1).expand_as(ex.ratio)
+    # the factors first (advantage, ratios, their products as the hovers and steps show them), then the results
+    per_token = [("advantage", adv), ("token ratio r", ex.token_ratio), ("ratio", ex.ratio)]
+    if ex.seq_ratio is not None:
+        per_token.append(("sequence ratio s_i", ex.seq_ratio.unsqueeze(1).expand_as(ex.ratio)))
+    per_token += [("ratio × advantage", ex.ratio * adv), ("token ratio × advantage", ex.token_ratio * adv)]
+    if "dual_clip_c" in OBJECTIVES[ex.objective].knobs:  # the floor c·A, where the objective has one
+        per_token.append(("c × advantage", ex.settings.dual_clip_c * adv))
+    if ex.settings.beta and logp_ref is not None:
+        from ..core.advantages import kl_estimate
+        per_token.append(("β × KL", ex.settings.beta * kl_estimate(logp, logp_ref, ex.settings.kl)))
+    per_token += [("gate", ex.gate), ("gradient weight", ex.grad_weight), ("policy gradient weight", ex.policy_grad),
+                  ("closed-form gradient weight", ex.closed_grad)]
+    for name, values in per_token:
+        if values is None:
+            continue
+        bad = ~torch.isfinite(values) & mask
+        if bool(bad.any()):
+            i, t = (int(x) for x in bad.nonzero()[0])
+            raise ScenarioError(f"responses[{i}] token {t}", f"{name} is {float(values[i, t])}: {_TOO_LARGE}")
+    scalars = {"J": ex.J, "the loss": ex.loss, "the rewards' mean": res.reward_mean, "the rewards' std": res.reward_std}
+    scalars |= {f"metric {k}": v for k, v in ex.metrics.items() if isinstance(v, float)}
+    for name, value in scalars.items():
+        if value is not None and not math.isfinite(value):
+            raise ScenarioError("", f"{name} is {value}: {_TOO_LARGE}")

@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from ..scenarios.files import ScenarioError, parse_scenario
-from ..scenarios.urlstate import decode_scenario, encode_scenario
+from ..scenarios.files import ScenarioError, brief, parse_scenario
+from ..scenarios.urlstate import decode_controls, decode_scenario, encode_scenario
+from ..views.text import plain_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_EXAMPLE = "default_group.json"
@@ -34,13 +35,13 @@ def default_scenario() -> dict:
 
 
 def flash(message: str) -> None:
-    """A message shown once at the top of the next page that runs."""
+    """A message shown once at the top of the next page that runs (as plain text: it may quote a link or a file)."""
     st.session_state.setdefault("flash", []).append(message)
 
 
 def show_flash() -> None:
     for message in st.session_state.pop("flash", []):
-        st.warning(message, icon=":material/link_off:")
+        st.warning(plain_text(message), icon=":material/link_off:")
 
 
 def set_scenario(data: dict, replace_tables: bool = True) -> None:
@@ -52,32 +53,53 @@ def set_scenario(data: dict, replace_tables: bool = True) -> None:
         ss.editor_base = data
 
 
+def _scenario_from_link(qp) -> dict | None:
+    """The link's scenario, validated, or None (no scenario in the link, or a message flashed saying why not)."""
+    if "s" not in qp:
+        return None
+    try:
+        data = decode_scenario(qp["s"])
+        parse_scenario(data)
+        return data
+    except ScenarioError as e:
+        flash(f"The scenario in this link could not be used ({e.message if e.where == 'link' else e}); showing the "
+              "default scenario instead.")
+    except Exception as e:  # noqa: BLE001 (a link must never break the session; the message names the error)
+        flash(f"The scenario in this link could not be used ({type(e).__name__}); showing the default scenario "
+              "instead.")
+    return None
+
+
+def _controls_from_link(qp) -> dict:
+    if "v" not in qp:
+        return {}
+    try:
+        return decode_controls(qp["v"])
+    except ScenarioError as e:
+        flash(f"The page settings in this link could not be read ({e.message}); using the default settings.")
+    except Exception as e:  # noqa: BLE001 (as above)
+        flash(f"The page settings in this link could not be read ({type(e).__name__}); using the default settings.")
+    return {}
+
+
 def boot() -> None:
-    """Once per browser session: take the scenario and controls from the link, or the defaults."""
+    """Once per browser session: take the scenario and controls from the link, or the defaults.
+
+    Whatever the link holds, this leaves a valid scenario and controls in session state (a session that lost them
+    boots again), so one crafted link cannot break every page of the session."""
     ss = st.session_state
-    if ss.get("booted"):
+    if ss.get("booted") and "scenario" in ss and "ctl" in ss:
         return
     ss.booted = True
     qp = st.query_params
     data = None
-    if "s" in qp:
-        try:
-            data = decode_scenario(qp["s"])
-            parse_scenario(data)
-        except ScenarioError as e:
-            flash(f"The scenario in this link could not be used ({e.message}); showing the default scenario instead.")
-            data = None
-    set_scenario(data if data is not None else default_scenario())
-    ss.ctl = {}
-    ss.ctl_version = 0
-    if "v" in qp:
-        try:
-            ctl = json.loads(qp["v"])
-            if not isinstance(ctl, dict):
-                raise ValueError
-            ss.ctl = ctl
-        except ValueError:
-            flash("The page settings in this link could not be read; using the default settings.")
+    try:
+        data = _scenario_from_link(qp)
+    finally:
+        set_scenario(data if data is not None else default_scenario())
+        ss.ctl = {}
+        ss.ctl_version = 0
+    ss.ctl = _controls_from_link(qp)
 
 
 def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
@@ -94,7 +116,7 @@ def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
     except Exception:  # noqa: BLE001 (Streamlit raises its own API errors for an invalid initial value)
         if value == default:
             raise
-        flash(f"The link's value {value!r} for '{key}' is not valid here; using {default!r}.")
+        flash(f"The link's value {brief(value)} for '{key}' is not valid here; using {default!r}.")
         out = make(default, wkey + "_fallback")
     ss.ctl[key] = out
     return out

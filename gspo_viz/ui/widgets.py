@@ -8,8 +8,9 @@ import streamlit as st
 
 from ..core.objectives import NAMES
 from ..core.settings import ADVANTAGE_MODES, COMMON_DEFAULTS, KL_ESTIMATORS, Settings, SettingsError
-from ..scenarios.files import MAX_FILE_BYTES, ScenarioError, loads, parse_scenario
+from ..scenarios.files import MAX_FILE_BYTES, ScenarioError, cut, loads_bytes, parse_scenario
 from ..views.style import clip_legend as legend_lines
+from ..views.text import plain_text, safe_markdown
 from .state import example_files, flash, read_example, set_scenario
 
 OBJECTIVE_NAMES = list(NAMES)
@@ -26,31 +27,46 @@ def title_of(path: Path) -> str:
     return read_example(str(path)).get("title") or path.stem
 
 
+def _import(upload) -> None:
+    """An uploaded scenario file becomes the scenario, or its one-line message shows under the uploader (the file
+    is read by the command line's rules: at most 2 MB, UTF-8, valid JSON, a valid scenario)."""
+    name = cut(upload.name, 60)
+    try:
+        if upload.size > MAX_FILE_BYTES:
+            raise ScenarioError("", f"the file is {upload.size} bytes; the limit is {MAX_FILE_BYTES} "
+                                    f"({MAX_FILE_BYTES / 1e6:g} MB)")
+        data = loads_bytes(upload.getvalue())
+        parse_scenario(data)
+    except ScenarioError as e:
+        st.error(plain_text(f"{name}: {e}"), icon=":material/error:")
+        return
+    except Exception as e:  # noqa: BLE001 (an upload must never break every page; the message names the error)
+        st.error(plain_text(f"{name}: could not be imported ({type(e).__name__})"), icon=":material/error:")
+        return
+    set_scenario(data)
+    flash(f"Imported {name}.")
+    st.rerun()
+
+
 def scenario_sidebar() -> None:
     """Preset, import and download of the current scenario (shared by every page)."""
     ss = st.session_state
     with st.sidebar:
         st.subheader("Scenario")
-        st.caption(ss.scenario.get("title") or "(untitled scenario)")
+        st.caption(safe_markdown(ss.scenario.get("title") or "(untitled scenario)"))
         files = example_files()
         choice = st.selectbox("Preset", files, format_func=title_of, key=f"preset_{ss.version}")
         if st.button("Load preset", key="load_preset", icon=":material/folder_open:"):
             set_scenario(read_example(str(choice)))
             st.rerun()
-        upload = st.file_uploader("Import a scenario file (JSON)", type=["json"], key=f"upload_{ss.version}")
+        upload = st.file_uploader(f"Import a scenario file (JSON, at most {MAX_FILE_BYTES / 1e6:g} MB)", type=["json"],
+                                  key=f"upload_{ss.version}",
+                                  help=f"A file over {MAX_FILE_BYTES / 1e6:g} MB, not UTF-8 or not a valid scenario "
+                                       "is refused with a message saying what is wrong and where.")
         if upload is not None:
-            try:
-                if upload.size > MAX_FILE_BYTES:
-                    raise ScenarioError("", f"the file is {upload.size} bytes; the limit is {MAX_FILE_BYTES}")
-                data = loads(upload.getvalue().decode("utf-8", errors="replace"))
-                parse_scenario(data)
-            except ScenarioError as e:
-                st.error(f"{upload.name}: {e}", icon=":material/error:")
-            else:
-                set_scenario(data)
-                flash(f"Imported {upload.name}.")
-                st.rerun()
-        st.download_button("Download this scenario", json.dumps(ss.scenario, ensure_ascii=False, indent=1),
+            _import(upload)
+        st.download_button("Download this scenario",
+                           json.dumps(ss.scenario, ensure_ascii=False, indent=1).encode("utf-8", "backslashreplace"),
                            file_name="scenario.json", mime="application/json", icon=":material/download:")
 
 
