@@ -1,5 +1,6 @@
 """gspo-viz app entry: routes to the pages (st.navigation) and is itself the landing page. Layout only."""
 import importlib
+import os
 import threading
 import time
 
@@ -7,6 +8,7 @@ import streamlit as st
 
 from gspo_viz.ui.state import boot, show_flash, sync_url
 from gspo_viz.ui.widgets import scenario_sidebar
+from gspo_viz.views.text import safe_markdown
 
 PAGES = {
     "token_lab": "pages/1_token_lab.py",
@@ -50,7 +52,7 @@ def landing():
         st.caption("Every intermediate number with the conventions stated (std over G − 1, aggregation, clip "
                    "bounds), matching verl and TRL. Also on the command line:")
         st.code("python -m gspo_viz explain examples/movie_five_tokens.json", language="bash", wrap_lines=True)
-    st.caption(f"Current scenario: {st.session_state.scenario.get('title') or '(untitled)'} "
+    st.caption(f"Current scenario: {safe_markdown(st.session_state.scenario.get('title') or '(untitled)')} "
                f"({len(st.session_state.scenario.get('responses', []))} responses). Change it in the sidebar.")
     # The landing page needs no torch; load the core now, in the background, so the first page opens fast.
     threading.Thread(target=importlib.import_module, args=("gspo_viz.ui.cache",), daemon=True).start()
@@ -76,3 +78,6 @@ finally:
     st.session_state.in_app_run = False
 sync_url()
 st.session_state.last_run_ms = 1e3 * (time.perf_counter() - started)  # read by benchmarks/bench_pages.py
+if os.environ.get("GSPO_VIZ_RUN_LOG"):  # opt-in, for benchmarks/bench_classroom.py: one line per run
+    with open(os.environ["GSPO_VIZ_RUN_LOG"], "a", encoding="utf-8") as log:
+        log.write(f"{page.url_path or 'home'}\t{st.session_state.last_run_ms:.3f}\n")

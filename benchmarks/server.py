@@ -18,13 +18,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start() -> tuple[subprocess.Popen, str]:
-    """Start the app and return (process, url) once its health check answers. Stop it with proc.terminate()."""
-    port = free_port()
+def start(env: dict | None = None, port: int | None = None,
+          timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start the app and return (process, url) once its health check answers. Stop it with proc.terminate().
+
+    env: extra environment variables for the server (e.g. GSPO_VIZ_RUN_LOG); port: a given loopback port."""
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ) | (env or {}))
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
@@ -32,4 +36,20 @@ def start() -> tuple[subprocess.Popen, str]:
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with {proc.returncode} before it answered") from None
+            if time.monotonic() > deadline:
+                proc.terminate()
+                proc.wait(timeout=20)
+                raise RuntimeError(f"streamlit did not answer within {timeout:.0f} s") from None
             time.sleep(0.05)
+
+
+def proc_status(pid: int) -> dict:
+    """The process's resident memory (MB) and thread count, from /proc/PID/status (Linux)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "VmRSS":
+            out["rss_mb"] = int(value.split()[0]) / 1024
+        elif key == "Threads":
+            out["threads"] = int(value)
+    return out

@@ -324,3 +324,16 @@ def _utf8ish(raw: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+def test_the_landing_page_shows_a_scenario_title_without_its_images():
+    from gspo_viz.scenarios.urlstate import encode_scenario
+    from streamlit.testing.v1 import AppTest
+    data = json.loads((ROOT / "examples" / "movie_five_tokens.json").read_text(encoding="utf-8"))
+    data["title"] = "Look ![x](http://evil.example/t.png)"
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["s"] = encode_scenario(data)
+    at.run()
+    shown = " ".join(c.value for c in at.caption)
+    # the caption's markdown names the image instead of embedding it (brackets escaped so they print as text)
+    assert "Current scenario: Look \\[image: x\\]" in shown and "](http" not in shown
