@@ -4,21 +4,23 @@ Layout only: every number comes from gspo_viz (run_scenario, plots, narrate, adv
 import pandas as pd
 import streamlit as st
 
-from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
+from gspo_viz import OBJECTIVES, ScenarioError
 from gspo_viz.core.advantages import advantage_panel
-from gspo_viz.views.plots import advantages_figure
-from gspo_viz.views.report import token_rows
+from gspo_viz.views.plots import advantages_figure, heatmap_caption, heatmap_height, heatmap_plan
 from gspo_viz.scenarios.sample import sample_group
 from gspo_viz.views.style import TABLE_FORMAT, fmt
-from gspo_viz.views.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
-                             tables_to_scenario, where_in_tables)
-from gspo_viz.ui.cache import objective_view, scenario_key
+from gspo_viz.views.text import safe_markdown  # a shared scenario's text: no remote images, no raw HTML
+from gspo_viz.views.tables import (MAX_TABLE_ROWS, EditRefused, add_response, add_token, remove_response,
+                                   remove_token, rows_shown, scenario_to_tables, tables_to_scenario, token_frame,
+                                   where_in_tables)
+from gspo_viz.ui.cache import cached_scenario, objective_view, scenario_error, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header, settings_controls
 
 require_app()
 
 ss = st.session_state
+ss.tables_invalid = False   # set by edit_group when the tables hold an invalid entry
 
 st.title("Token Lab")
 st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
@@ -30,6 +32,25 @@ objectives = control("cmp", lambda v, k: st.multiselect(
 settings_controls()
 
 # ----------------------------------------------------------------------------------------------- the group
+def structural_edit(edit, objectives: list[str]) -> None:
+    """Apply a structural edit (add/remove a response or a token) to the tables, or refuse it with a message and
+    keep the tables as they are: when it breaks a limit of the scenario files, or turns tables that every objective
+    here could run into ones it cannot (e.g. one response left with group advantages)."""
+    try:
+        candidate = tables_to_scenario(*edit(), ss.scenario)
+        if not ss.tables_invalid:
+            e = scenario_error(candidate, objectives)
+            if e is not None:
+                raise EditRefused(f"Not applied: the group would be invalid ({e.message})")
+    except EditRefused as e:
+        st.error(f"{e}. The tables are as they were.", icon=":material/block:")
+        return
+    replace_tables(candidate)
+    if ss.scenario is not candidate:   # tables that were invalid stay so: check them on every run
+        ss.invalid_base = ss.version
+    st.rerun()
+
+
 def edit_group(objectives: list[str]) -> None:
     """The editable tables, the add/remove buttons and the sampler (built only while editing is on)."""
     log_space = control("log", lambda v, k: st.toggle("Edit log-probabilities instead of probabilities", value=v,
@@ -39,44 +60,47 @@ def edit_group(objectives: list[str]) -> None:
     if tok_key not in ss and not ss.pop("keep_base", False):  # a fresh editor starts from the current scenario
         ss.editor_base = ss.scenario
     base_r, base_t = scenario_to_tables(ss.editor_base, log_space)
-    num = st.column_config.NumberColumn
+    # numbers as text (views/tables.py says why): what is typed, "1e308" included, reaches the parser
+    text = st.column_config.TextColumn
     left, right = st.columns([2, 5])
     edited_r = left.data_editor(
         base_r, key=resp_key, hide_index=True, disabled=["response"], num_rows="fixed",
-        column_config={"reward": num("reward", format="%.4g"),
-                       "advantage": num("advantage", format="%.4g", help="optional: wins over the computed one"),
+        column_config={"reward": text("reward", help="a number, e.g. 1, 0.5 or 2e-3"),
+                       "advantage": text("advantage", help="optional: wins over the computed one"),
                        "truncated": st.column_config.CheckboxColumn("truncated")})
     value_cols = ["logp_old", "logp_new"] if log_space else ["p_old", "p_new"]
     edited_t = right.data_editor(
         base_t, key=tok_key, hide_index=True, disabled=["response", "t"], num_rows="fixed", height=300,
-        column_config={c: num(c, format=TABLE_FORMAT) for c in value_cols})
-    if not (edited_r.equals(base_r) and edited_t.equals(base_t)):
+        column_config={c: text(c, help="a number, e.g. 0.25 or 1e-5" if c.startswith("p") else
+                               "a number <= 0, e.g. -1.386 or -2e-3") for c in value_cols})
+    # Check the tables when they were edited, or when they came from a structural edit of tables that were
+    # already invalid (ss.invalid_base marks that editor): the charts keep the last valid group, with a message.
+    base_invalid = ss.get("invalid_base") == ss.version
+    ss.tables_invalid = False
+    if base_invalid or not (edited_r.equals(base_r) and edited_t.equals(base_t)):
         candidate = tables_to_scenario(edited_r, edited_t, ss.scenario)
-        try:
-            run_scenario(parse_scenario(candidate), objectives[0] if objectives else None)
-        except ScenarioError as e:
-            st.error(f"**{where_in_tables(e.where, edited_t)}**: {e.message}. The charts keep showing the last valid "
-                     "group; your entries are kept.", icon=":material/error:")
-        else:
-            if candidate != ss.scenario:
+        if candidate != ss.scenario:
+            e = scenario_error(candidate, objectives)
+            if e is not None:
+                ss.tables_invalid = True
+                where = where_in_tables(e.where, edited_t)
+                st.error(f"{f'**{where}**: ' if where else ''}{e.message}. The charts keep showing the last valid "
+                         "group; your entries are kept.", icon=":material/error:")
+            else:
                 set_scenario(candidate, replace_tables=False)
 
     b1, b2, b3, b4, b5 = st.columns([1.2, 1.2, 1, 1.1, 1.1])
     responses = list(edited_r["response"])
     target = b1.selectbox("Response", responses, key=f"target_{ss.version}", label_visibility="collapsed",
                           format_func=lambda i: f"response {i}")
-    if b2.button("Add response", icon=":material/add:"):
-        replace_tables(tables_to_scenario(*add_response(edited_r, edited_t), ss.scenario))
-        st.rerun()
-    if b3.button("Remove it", icon=":material/remove:", disabled=len(responses) <= 1):
-        replace_tables(tables_to_scenario(*remove_response(edited_r, edited_t, target), ss.scenario))
-        st.rerun()
-    if b4.button("Add token", icon=":material/add:"):
-        replace_tables(tables_to_scenario(edited_r, add_token(edited_t, target), ss.scenario))
-        st.rerun()
-    if b5.button("Remove token", icon=":material/remove:"):
-        replace_tables(tables_to_scenario(edited_r, remove_token(edited_t, target), ss.scenario))
-        st.rerun()
+    edits = [(b2.button("Add response", icon=":material/add:"), lambda: add_response(edited_r, edited_t)),
+             (b3.button("Remove it", icon=":material/remove:", disabled=len(responses) <= 1),
+              lambda: remove_response(edited_r, edited_t, target)),
+             (b4.button("Add token", icon=":material/add:"), lambda: (edited_r, add_token(edited_t, target))),
+             (b5.button("Remove token", icon=":material/remove:"), lambda: (edited_r, remove_token(edited_t, target)))]
+    for clicked, edit in edits:
+        if clicked:
+            structural_edit(edit, objectives)
 
     st.markdown("**Sample a group**: random old probabilities, a new policy drifted by the chosen amount (seeded).")
     s1, s2, s3, s4 = st.columns(4)
@@ -88,17 +112,27 @@ def edit_group(objectives: list[str]) -> None:
         st.rerun()
 
 # ----------------------------------------------------------------------------------------------- side by side
-def compare(scenario, objectives: list[str]) -> None:
+def compare(objectives: list[str]) -> None:
     """The objectives side by side, the advantages panel and every number."""
 
     results = {}
     key = scenario_key(ss.scenario)
-    height = max(230, 120 + 26 * len(scenario.responses))
+    scenario = cached_scenario(key)
+    if ss.get("tables_invalid"):
+        st.warning("The tables above hold an entry that is not valid: the charts show the last valid group.",
+                   icon=":material/history:")
+    plan = heatmap_plan([len(r.tokens) for r in scenario.responses])
+    page = 0
+    if plan.pages > 1:
+        page = control("rows", lambda v, k: st.selectbox(
+            "Responses in the heatmaps", range(plan.pages), key=k, format_func=plan.page_label,
+            index=min(v, plan.pages - 1) if isinstance(v, int) and v >= 0 else 0), 0)
+    height = heatmap_height(len(plan.page_rows(page)))
     for col, name in zip(st.columns(len(objectives)), objectives):
         with col:
             objective_header(name)
             try:
-                view = objective_view(key, name, height)
+                view = objective_view(key, name, height, page)
             except ScenarioError as e:
                 st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
                 continue
@@ -110,7 +144,10 @@ def compare(scenario, objectives: list[str]) -> None:
             m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
             st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", **PLOT_ARGS)
             st.plotly_chart(view.grad_figure, key=f"grad_{name}", **PLOT_ARGS)
-            st.markdown(view.sentence)
+            st.markdown(safe_markdown(view.sentence))   # the sentence quotes tokens: no remote images
+    caption = heatmap_caption(plan, page)
+    if caption and results:
+        st.caption(caption)
     clip_legend(list(results))
 
     # ----------------------------------------------------------------------------------------------- advantages
@@ -136,13 +173,20 @@ def compare(scenario, objectives: list[str]) -> None:
     st.subheader("Every number")
     if control("all_numbers", lambda v, k: st.toggle("Show every number, per token and objective (4 decimals; the "
                                                      "download has full precision)", value=v, key=k), False):
-        rows = [{"objective": name} | row for name, res in results.items() for row in token_rows(res)]
-        if rows:
-            frame = pd.DataFrame(rows)
-            st.dataframe(frame, hide_index=True, width="stretch",
+        if results:
+            frame = token_frame(results)
+            response = None
+            if len(frame) > MAX_TABLE_ROWS:
+                response = st.selectbox("Response to show", range(1, len(scenario.responses) + 1),
+                                        key="all_numbers_response", format_func=lambda i: f"response {i}")
+            shown, note = rows_shown(frame, response)
+            st.dataframe(shown, hide_index=True, width="stretch",
                          column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT)
-                                        for c in frame.columns if frame[c].dtype.kind == "f"})
-            st.download_button("Download as CSV", frame.to_csv(index=False, float_format="%.17g"),
+                                        for c in shown.columns if shown[c].dtype.kind == "f"})
+            if note:
+                st.caption(note)
+            st.download_button("Download as CSV",   # made when clicked: a large group's CSV is tens of MB
+                               lambda: frame.to_csv(index=False, float_format="%.17g").encode("utf-8"),
                                file_name="token_lab.csv", mime="text/csv", icon=":material/download:")
             for name, res in results.items():
                 st.caption(f"{OBJECTIVES[name].title}: " + "; ".join(res.conventions))
@@ -153,9 +197,9 @@ if control("edit", lambda v, k: st.toggle("Edit the group: probabilities, reward
     with st.container(border=True):
         edit_group(objectives)
 if ss.scenario.get("notes"):
-    with st.expander(ss.scenario.get("title") or "Notes", expanded=False):
-        st.markdown(ss.scenario["notes"])
+    with st.expander(safe_markdown(ss.scenario.get("title") or "Notes"), expanded=False):
+        st.markdown(safe_markdown(ss.scenario["notes"]))
 if objectives:
-    compare(parse_scenario(ss.scenario), objectives)
+    compare(objectives)
 else:
     st.info("Choose at least one objective to compare.")

@@ -337,3 +337,22 @@ def test_the_landing_page_shows_a_scenario_title_without_its_images():
     shown = " ".join(c.value for c in at.caption)
     # the caption's markdown names the image instead of embedding it (brackets escaped so they print as text)
     assert "Current scenario: Look \\[image: x\\]" in shown and "](http" not in shown
+
+
+def test_tokens_reach_hovers_cells_and_sentences_as_text():
+    # a token is user text: Plotly reads tags in hover and cell text, Streamlit reads markdown in the sentence
+    from gspo_viz import parse_scenario, run_scenario
+    from gspo_viz.views.narrate import sentence
+    from gspo_viz.views.plots import ratio_heatmap
+    from gspo_viz.views.steps import hover_texts
+    from gspo_viz.views.text import safe_markdown
+    data = {"responses": [{"tokens": ["<b>x", "![i](http://evil.example/a.png)"], "p_old": [0.2, 0.5],
+                           "p_new": [0.4, 0.5], "reward": 1},
+                          {"tokens": ["y"], "p_old": [0.5], "p_new": [0.5], "reward": 0}]}
+    res = run_scenario(parse_scenario(data))
+    assert hover_texts(res)[0][0].startswith("<b>&lt;b&gt;x</b>")
+    cells = [t for trace in ratio_heatmap(res).to_dict()["data"] if trace["type"] == "scatter"
+             for t in (trace.get("text") or [])]
+    assert "&lt;b&gt;x" in cells and "<b>x" not in cells
+    text = sentence(res)                                    # “<b>x” (r = 2) is clipped and quoted
+    assert "<b>x" in text and "](http" not in safe_markdown(text)

@@ -56,15 +56,15 @@ def test_tables_round_trip_every_example():
 def test_typed_invalid_values_are_kept_and_located():
     data = json.loads((EX / "dapo_clip_higher.json").read_text())
     r, t = scenario_to_tables(data)
-    t.loc[6, "p_new"] = 1.7           # the second response (numbered 2 in the table), t = 2
+    t.loc[6, "p_new"] = "1.7"         # the second response (numbered 2 in the table), t = 2, typed as text
     back = tables_to_scenario(r, t, data)
-    assert back["responses"][1]["p_new"][1] == 1.7  # kept as typed
+    assert back["responses"][1]["p_new"][1] == 1.7  # kept as typed (read as the number it is)
     with pytest.raises(ScenarioError) as e:
         parse_scenario(back)
     assert e.value.where == "responses[1].p_new[1]"  # the file's path, counted from 0 …
     assert where_in_tables(e.value.where, t) == "tokens table, response 2, t = 2, column p_new"  # … the table's from 1
     r2, t2 = scenario_to_tables(back)  # and it survives a rebuild of the tables
-    assert t2.loc[6, "p_new"] == 1.7
+    assert t2.loc[6, "p_new"] == "1.7"
 
 
 def test_structural_edits():

@@ -1,21 +1,169 @@
 """Cached views for the pages: what depends only on (scenario, objective, knobs) is computed once.
 
-A control change then recomputes only what it touches (e.g. Dual-Clip's c recomputes Dual-Clip alone). The cached
-values are immutable results of pure functions and the same for every viewer, so sharing them is safe.
+The cached values are immutable results of pure functions and the same for every viewer, so sharing them is safe.
+
+The key of a scenario's views is its whole JSON (settings included), so a change of any knob recomputes every
+objective on the page; the parsed scenario is shared by them.
+
+Every cache here is one process-wide LRU (`CACHE`) bounded by an estimated size in bytes, shared by all sessions of
+the server: a person editing a large group evicts the least recently used entries instead of growing the server
+without end. Its budget is set here alone (CACHE_BUDGET_BYTES); an entry larger than MAX_ENTRY_FRACTION of it is
+computed and returned but not kept.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import sys
+import threading
+import types
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, Callable, Hashable
 
 import plotly.graph_objects as go
-import streamlit as st
 
 from ..core.curves import ClipCurve, clip_curve
+from ..core.settings import Settings
+from ..scenarios import Scenario, ScenarioError, ScenarioResult, parse_scenario, run_scenario
 from ..views.narrate import sentence
 from ..views.plots import heatmaps
-from ..scenarios import ScenarioResult, parse_scenario, run_scenario
-from ..core.settings import Settings
+
+CACHE_BUDGET_BYTES = 256 * 2**20   # every cached value of this process, all sessions together
+MAX_ENTRY_FRACTION = 0.25          # a value estimated above this share of the budget is computed but not kept
+
+
+class ByteLRU:
+    """A thread-safe least-recently-used cache bounded by the estimated bytes of its values, not their number.
+
+    put() evicts the least recently used entries until the new one fits; a value costing more than `max_entry`
+    is not kept at all. Values are computed outside the lock, so sessions do not wait for each other's work (two
+    sessions asking for the same missing entry at once both compute it; the results are equal).
+    """
+
+    def __init__(self, budget: int, max_entry_fraction: float = MAX_ENTRY_FRACTION):
+        self.budget = int(budget)
+        self.max_entry = int(budget * max_entry_fraction)
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self.bytes = 0          # estimated bytes held: never above `budget`
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return default
+            self._entries.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: Hashable, value: Any, cost: int) -> bool:
+        """Keep `value` under `key` at `cost` bytes; False (and nothing kept) when it is too large to keep."""
+        cost = max(int(cost), 1)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            if cost > self.max_entry:
+                return False
+            while self._entries and self.bytes + cost > self.budget:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self.bytes -= evicted
+            self._entries[key] = (value, cost)
+            self.bytes += cost
+            return True
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any],
+                       cost: Callable[[Any], int] | None = None) -> Any:
+        """The cached value, or compute() kept at cost(value) (estimate_bytes by default). Exceptions from
+        compute() propagate and nothing is cached."""
+        missing = object()
+        value = self.get(key, missing)
+        if value is not missing:
+            return value
+        value = compute()
+        self.put(key, value, (cost or estimate_bytes)(value))
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+
+def estimate_bytes(value: Any, exclude: Any = None) -> int:
+    """An estimate of the memory `value` holds: tensors and arrays by their buffers, plain Python data (lists,
+    dicts, strings, numbers, dataclasses, Plotly figures) object by object, each shared object once; `exclude` (an
+    object counted elsewhere, e.g. its own cache entry) and what only it holds are not counted."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from plotly.basedatatypes import BaseFigure
+
+    seen: set[int] = set() if exclude is None else {id(exclude)}
+    storages: set[int] = set()
+    total = 0
+    stack = [value]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, (type, types.ModuleType, types.FunctionType, types.MethodType)):
+            continue                                  # shared by everything: not this value's memory
+        if isinstance(o, torch.Tensor):
+            storage = o.untyped_storage()
+            total += 200
+            if storage.data_ptr() not in storages:  # views share their base's buffer
+                storages.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(o, np.ndarray):
+            total += 112 + o.nbytes
+        elif isinstance(o, (pd.DataFrame, pd.Series)):
+            total += int(o.memory_usage(deep=True).sum()) if isinstance(o, pd.DataFrame) else \
+                int(o.memory_usage(deep=True))
+        elif isinstance(o, (str, bytes, int, float, bool, complex)) or o is None:
+            total += sys.getsizeof(o)
+        elif isinstance(o, (list, tuple)):
+            total += sys.getsizeof(o)
+            kinds = set(map(type, o))
+            if kinds <= _NUMBERS:        # the common cases, at C speed: a row of numbers …
+                total += 32 * len(o)     # (an int or a float with its slot: at most 32 bytes)
+            elif kinds == {str}:         # … or of tokens (counted even when shared: an overestimate)
+                total += sum(map(sys.getsizeof, o))
+            else:
+                stack.extend(o)
+        elif isinstance(o, (dict, OrderedDict)):
+            total += sys.getsizeof(o)
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (set, frozenset)):
+            total += sys.getsizeof(o)
+            stack.extend(o)
+        elif isinstance(o, BaseFigure):
+            total += 1000
+            stack.append(o._data)      # the figure's own specs (what it sends); trace objects only wrap them
+            stack.append(o._layout)
+        elif hasattr(o, "__dict__"):
+            total += sys.getsizeof(o)
+            stack.append(vars(o))
+        elif hasattr(o, "__slots__"):
+            total += sys.getsizeof(o)
+            stack.extend(getattr(o, s) for s in o.__slots__ if hasattr(o, s))
+        else:
+            total += sys.getsizeof(o)
+    return total
+
+
+_NUMBERS = {float, int, bool, type(None)}
+CACHE = ByteLRU(CACHE_BUDGET_BYTES)
 
 
 @dataclass(frozen=True)
@@ -30,29 +178,71 @@ def scenario_key(data: dict) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def objective_view(key: str, name: str, height: int) -> ObjectiveView:
-    """run_scenario + its two heatmaps + its sentence, for the scenario whose scenario_key() is `key`.
+def _digest(key: str) -> str:
+    """The cache's key for a scenario: its JSON's digest (a large group's JSON is megabytes; the entries keep
+    32 bytes)."""
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def cached_scenario(key: str) -> Scenario:
+    """parse_scenario of the scenario whose scenario_key() is `key`, parsed once for every objective.
+    Raises ScenarioError like parse_scenario (errors are not cached)."""
+    return CACHE.get_or_compute(("scenario", _digest(key)), lambda: parse_scenario(json.loads(key)))
+
+
+def objective_result(key: str, name: str | None) -> tuple[ScenarioResult, str]:
+    """run_scenario and its sentence, for the scenario whose scenario_key() is `key`.
     Raises ScenarioError like run_scenario (errors are not cached)."""
-    res = run_scenario(parse_scenario(json.loads(key)), name)
-    return ObjectiveView(res, *heatmaps(res, height), sentence(res))
+    digest = _digest(key)
+    scn = cached_scenario(key)
+
+    def compute():
+        res = run_scenario(scn, name)
+        return res, sentence(res)
+    out = CACHE.get_or_compute(("result", digest, name), compute, lambda v: estimate_bytes(v, exclude=scn))
+    CACHE.get(("scenario", digest))   # the parsed scenario, which the result holds, stays more recent than it
+    return out
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
+def scenario_error(data: dict, objectives: list[str]) -> ScenarioError | None:
+    """The first ScenarioError that parsing `data` or running one of `objectives` on it raises (the scenario's own
+    objective when the list is empty), or None. The results are cached, so the charts that follow reuse them."""
+    key = scenario_key(data)
+    for name in objectives or [None]:
+        try:
+            objective_result(key, name)
+        except ScenarioError as e:
+            return e
+    return None
+
+
+def objective_view(key: str, name: str, height: int, page: int = 0) -> ObjectiveView:
+    """run_scenario + its two heatmaps (the responses of `page`, see views.plots.heatmap_plan) + its sentence.
+    Raises ScenarioError like run_scenario (errors are not cached)."""
+    res, text = objective_result(key, name)
+    ratio, grad = CACHE.get_or_compute(("figures", _digest(key), name, height, page),
+                                       lambda: heatmaps(res, height, page))
+    return ObjectiveView(res, ratio, grad, text)
+
+
 def cached_clip_curve(name: str, grid: tuple[float, float, int, float], adv_sign: float,
                       settings: Settings) -> ClipCurve:
     """clip_curve on ratio_grid(*grid): the grid's parameters are the cache key, not its 400 points."""
     from ..core.curves import ratio_grid
-    return clip_curve(name, ratio_grid(*grid), adv_sign, settings)
+    return CACHE.get_or_compute(("clip_curve", name, grid, adv_sign, settings),
+                                lambda: clip_curve(name, ratio_grid(*grid), adv_sign, settings))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def cached_weights(lengths: tuple, G: int, other_len: int, max_tokens: int) -> dict:
+    """per_token_weight_vs_length (a copy: the caller may change it)."""
     from ..core.curves import per_token_weight_vs_length
-    return per_token_weight_vs_length(list(lengths), G, other_len, max_tokens)
+    return copy.deepcopy(CACHE.get_or_compute(("weights", lengths, G, other_len, max_tokens),
+                                              lambda: per_token_weight_vs_length(list(lengths), G, other_len,
+                                                                                 max_tokens)))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def cached_drift(lengths: tuple, delta: float) -> tuple[list, list]:
+    """drift_curves (a copy: the caller may change it)."""
     from ..core.curves import drift_curves
-    return drift_curves(list(lengths), delta)
+    return copy.deepcopy(CACHE.get_or_compute(("drift", lengths, delta),
+                                              lambda: drift_curves(list(lengths), delta)))

@@ -7,6 +7,7 @@ and `autograd_step` gives autograd's answer beside it. Responses and tokens are 
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -226,20 +227,22 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
     return out
 
 
-def hover_texts(res: ScenarioResult) -> list[list[str]]:
-    """(G, T) short hover texts: the token's numbers and its formula with those numbers filled in."""
+def hover_texts(res: ScenarioResult, rows: list[int] | range | None = None) -> list[list[str]]:
+    """(G, T) short hover texts: the token's numbers and its formula with those numbers filled in; with `rows`,
+    only those responses' (one list per row, in the order given)."""
     ex = res.explanation
     obj = OBJECTIVES[ex.objective]
     ratio = ex.token_ratio.tolist()
     grad = ex.grad_weight.tolist()
     clip = ex.clip.tolist()
     out = []
-    for i, resp in enumerate(res.scenario.responses):
+    for i in (range(len(res.scenario.responses)) if rows is None else rows):
+        resp = res.scenario.responses[i]
         row = []
         deltas = tuple(b - o for o, b in zip(resp.logp_old, resp.logp_new))
         for t, tok in enumerate(resp.tokens):
             ctx = token_context(res, i, t, deltas)
-            head = (f"<b>{tok}</b> (response {i + 1}, t = {t + 1})<br>p_old {math.exp(resp.logp_old[t]):.6g} → "
+            head = (f"<b>{html.escape(tok)}</b> (response {i + 1}, t = {t + 1})<br>p_old {math.exp(resp.logp_old[t]):.6g} → "
                     f"p_new {math.exp(resp.logp_new[t]):.6g}<br>r = p_new/p_old = {ratio[i][t]:.6g}, A = {ctx.A:.6g}<br>")
             row.append(f"{head}{obj.hover(ctx)}<br>clip: {CLIP_NAMES[clip[i][t]]}<br>∂J/∂log π = {grad[i][t]:.6g}")
         out.append(row)
