@@ -3,15 +3,15 @@
 Layout only: the model, the training and every number come from gspo_viz.toy."""
 import dataclasses
 import json
-import time
 
 import streamlit as st
 
 from gspo_viz.core.objectives import NAMES, OBJECTIVES
 from gspo_viz.scenarios import ScenarioError, parse_scenario, run_scenario
-from gspo_viz.toy.session import (PRESETS, Background, curves, group_scenario, make_runs, metrics_frame,
-                                   signal_groups, summary_lines)
-from gspo_viz.toy.train import TrainConfig, TrainConfigError
+from gspo_viz.toy import scheduler
+from gspo_viz.toy.session import (MAX_RUNS, PRESETS, Background, averaged_rows, curves, group_scenario, make_runs,
+                                   metrics_frame, signal_groups, steps_per_second, summary_lines)
+from gspo_viz.toy.train import HISTORY_RECENT, TrainConfig, TrainConfigError
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import ratio_heatmap, training_figure
@@ -51,7 +51,7 @@ else:
 reward = control("tr_reward", lambda v, k: c4.selectbox("Reward", ["partial", "exact"],
                                                         index=["partial", "exact"].index(v), key=k), D.reward)
 objectives = control("tr_objectives", lambda v, k: st.multiselect(
-    "Objectives (your own runs, 1 to 4)", list(NAMES), default=v, key=k, max_selections=4,
+    f"Objectives (your own runs, 1 to {MAX_RUNS})", list(NAMES), default=v, key=k, max_selections=MAX_RUNS,
     format_func=lambda n: OBJECTIVES[n].title, disabled=preset != "(your own)"), ["grpo", "gspo", "dual_clip"])
 k1, k2, k3, k4, k5, k6 = st.columns(6)
 lr = control("tr_lr", lambda v, k: k1.number_input("lr", 1e-4, 1.0, v, format="%.4f", key=k), D.lr)
@@ -90,9 +90,12 @@ if error:
     st.error(f"These settings cannot train: {error}.", icon=":material/error:")
 
 # ------------------------------------------------------------------------------------------------ controls
-# The runs train in a background thread owned by this session (ss.train_bg); the page only draws.
+# The runs train on the server's shared scheduler (gspo_viz/toy/scheduler.py): a few training slots for every viewer,
+# the other sessions wait in line and take turns. This session's runs live in ss.train_bg; the page only draws.
 ss.setdefault("train_bg", None)
 bg = ss.train_bg
+if bg is not None:
+    bg.beat()                                       # the page is watching (back after a quiet spell: rejoin the line)
 stale = bg is not None and [r.trainer.cfg for r in bg.runs] != configs
 
 
@@ -121,7 +124,51 @@ if b4.button("Reset", icon=":material/restart_alt:", disabled=bool(error)):
 if stale and not error:
     st.info("The settings changed since these runs started: Reset (or Start) to train with them.",
             icon=":material/info:")
-running = bg is not None and bg.running
+if scheduler.shared_note():
+    st.warning(f"Training slots: {scheduler.shared_note()}", icon=":material/warning:")
+status = bg.status() if bg is not None else None
+state = status.state if status is not None else "idle"
+running = state != "idle"
+ss.train_state_seen = state                         # what this full run drew; a fragment reruns the page on a change
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def sessions(n: int) -> str:
+    return f"{n} session{'s' if n != 1 else ''}"
+
+
+def follow(bg: Background) -> None:
+    """Heartbeat; a full rerun when this session started or stopped training or waiting (buttons, refresh rate)."""
+    bg.beat()
+    if bg.status().state != ss.train_state_seen:
+        st.rerun()
+
+
+@st.fragment(run_every=1.0 if running else None)
+def line():
+    """Where this session stands on the server: training, its place in line, or paused."""
+    bg = ss.train_bg
+    if bg is None:
+        return
+    follow(bg)
+    s = bg.status()
+    turns = f"The server trains {sessions(s.slots)} at a time, in turns of {scheduler.TURN_SECONDS:.0f} s."
+    if s.state == "waiting":
+        st.info(f"Waiting: {ordinal(s.place)} in line; {sessions(s.training)} "
+                f"{'is' if s.training == 1 else 'are'} training. {turns}", icon=":material/hourglass_top:")
+    elif s.state == "training":
+        others = (f" {sessions(s.waiting)} waiting: this one yields its slot after its turn and rejoins the line."
+                  if s.waiting else "")
+        where = "the server's training slot" if s.slots == 1 else f"one of the server's {s.slots} training slots"
+        st.caption(f"Training on {where}.{others}")
+    elif s.reason and s.reason.startswith("error"):
+        st.error(f"Training stopped: {s.reason}", icon=":material/error:")
+
+
+line()
 
 METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
            ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
@@ -134,21 +181,27 @@ ONLY_IF = {"clip_fraction_dual": lambda r: "dual" in OBJECTIVES[r.objective].mar
 LINE_STYLES = ("solid", "dash", "dot", "dashdot")
 
 
-@st.fragment(run_every=0.25 if running else None)
+def csv_note(merged: int, widest: int) -> str:
+    return (f"The CSV below has one row per step for each run's last {HISTORY_RECENT} steps; to bound memory, older "
+            f"steps are averaged: {merged} rows average up to {widest} consecutive steps each (column "
+            "steps_averaged).")
+
+
+@st.fragment(run_every=0.25 if state == "training" else None)
 def live():
     bg = ss.train_bg
     if bg is None:
         st.info("Press Start or Single step to train.", icon=":material/model_training:")
         return
-    bg.heartbeat = time.time()                     # the page is still watching: keep training
+    follow(bg)
     runs = bg.runs
     for r in runs:
         if r.error:
             st.error(f"{r.label} stopped: {r.error}", icon=":material/error:")
     steps = sum(r.trainer.step_count for r in runs)
-    busy = sum(m["step_time"] for r in runs for m in r.trainer.history)
-    st.caption(f"{'Training' if bg.running else 'Paused'}: {steps} steps in all "
-               f"({max(r.trainer.step_count for r in runs)} per run), {steps / busy if busy else 0:.1f} steps/s.")
+    doing = {"training": "Training", "waiting": "Waiting for a slot"}.get(ss.train_state_seen, "Paused")
+    st.caption(f"{doing}: {steps} steps in all ({max(r.trainer.step_count for r in runs)} per run), "
+               f"{steps_per_second(runs):.1f} steps/s while training.")
     colors, dashes, seen = {}, {}, {}
     for r in runs:                                 # the objective's colour and dash; its later runs, the other dashes
         obj = OBJECTIVES[r.objective]
@@ -164,9 +217,10 @@ def live():
         series, every = curves(drawn, key)
         panels.append((title, log_y, series))
     st.plotly_chart(training_figure(panels, colors, dashes), key="curves", **PLOT_ARGS)
+    merged, widest = averaged_rows(runs)
     if every > 1:
-        st.caption(f"Each point is the mean of {every} consecutive steps, so long runs stay quick to draw; the CSV "
-                   "below has every step.")
+        st.caption(f"Each point is the mean of {every} consecutive steps, so long runs stay quick to draw. "
+                   + ("The CSV below has every step." if not merged else csv_note(merged, widest)))
     st.markdown("\n".join(f"- {line}" for line in summary_lines(runs)))
 
 
@@ -208,6 +262,9 @@ if runs and any(r.trainer.last_rollout is not None for r in runs):
             st.switch_page("pages/1_token_lab.py")
 
     frame = metrics_frame(runs)
+    merged, widest = averaged_rows(runs)
+    if merged:
+        st.caption(csv_note(merged, widest))
     dl1, dl2 = st.columns(2)
     dl1.download_button("Download the metrics (CSV)", frame.to_csv(index=False, float_format="%.10g"),
                         file_name="train_metrics.csv", mime="text/csv", icon=":material/download:")

@@ -302,8 +302,12 @@ def test_train_page_runs_survive_switching_pages():
     assert "after 2 steps" in texts(at)
 
 
-def test_two_viewers_train_their_own_runs_at_the_same_time():
+def test_two_viewers_train_their_own_runs_at_the_same_time(monkeypatch):
+    # a server with two training slots: each viewer's session gets one (with fewer slots than sessions, the others
+    # wait in line: tests/test_training_fairness.py)
     import time
+    from gspo_viz.toy import scheduler
+    monkeypatch.setattr(scheduler, "_shared", scheduler.Scheduler(2))
     one, two = open_page(TRAIN), open_page(TRAIN)
     click(one, "Start")
     click(two, "Start")
@@ -311,12 +315,14 @@ def test_two_viewers_train_their_own_runs_at_the_same_time():
     assert bg1 is not bg2 and bg1.runs[0].trainer is not bg2.runs[0].trainer  # nothing shared between sessions
     deadline = time.time() + 30
     while min(r.trainer.step_count for r in bg1.runs + bg2.runs) < 2 and time.time() < deadline:
+        bg1.beat(), bg2.beat()                                             # the pages' heartbeats
         time.sleep(0.2)
-    assert bg1.running and bg2.running                                     # neither waits for the other
+    assert bg1.status().state == bg2.status().state == "training"          # neither waits for the other
     assert all(r.trainer.step_count >= 2 for r in bg1.runs + bg2.runs)
     click(one, "Pause")
     assert not bg1.running and bg2.running                                 # pausing one leaves the other training
     click(two, "Pause")
+    assert scheduler.shared().join()                                       # nobody trains: no worker thread left
 
 
 def test_train_page_sets_eps_low_and_high_apart():

@@ -6,6 +6,7 @@ can be forced to use given ones (Routing Replay).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -144,12 +145,18 @@ class ToyPolicy(nn.Module):
 def attention_mask(key_mask: Tensor, T: int) -> Tensor:
     """(B, 1, T, S) additive mask, 0 where allowed and -inf elsewhere: causal over the last T of S keys, real keys
     only; a padding query also sees itself (so no row is empty and no NaN appears)."""
-    S = key_mask.shape[1]
-    causal = torch.ones(T, S, dtype=torch.bool).tril(S - T)                    # (T, S)
+    causal, itself = _mask_parts(T, key_mask.shape[1])
+    allowed = (causal & key_mask[:, None, :]) | itself                         # (B, T, S)
+    return torch.full(allowed.shape, float("-inf")).masked_fill_(allowed, 0.0).unsqueeze(1)
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_parts(T: int, S: int) -> tuple[Tensor, Tensor]:
+    """The (T, S) causal part and the query-sees-itself part of attention_mask (the same for every batch)."""
+    causal = torch.ones(T, S, dtype=torch.bool).tril(S - T)
     itself = torch.zeros(T, S, dtype=torch.bool)
     itself[torch.arange(T), S - T + torch.arange(T)] = True
-    allowed = (causal.unsqueeze(0) & key_mask[:, None, :]) | itself           # (B, T, S)
-    return torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf")).unsqueeze(1)
+    return causal, itself
 
 
 def positions_of(mask: Tensor) -> Tensor:

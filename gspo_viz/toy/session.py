@@ -14,8 +14,11 @@ import pandas as pd
 import torch
 
 from ..core.objectives import OBJECTIVES
+from . import scheduler as sched
 from . import tasks
 from .train import TrainConfig, Trainer, TrainingStopped, sequence_logp
+
+MAX_RUNS = 4                # runs per session (the page's multiselect allows no more)
 
 
 @dataclass
@@ -56,7 +59,10 @@ PRESETS: dict[str, dict] = {
 
 
 def make_runs(base: TrainConfig, specs: list[tuple[str, dict]]) -> list[Run]:
-    """One Run per (label, overrides), all from the same base config (so the same seed, weights and prompts)."""
+    """One Run per (label, overrides), all from the same base config (so the same seed, weights and prompts).
+    At most MAX_RUNS: a session's memory and its share of a training slot stay bounded."""
+    if len(specs) > MAX_RUNS:
+        raise ValueError(f"at most {MAX_RUNS} runs side by side, got {len(specs)}")
     return [Run(label, Trainer(base.with_(**overrides))) for label, overrides in specs]
 
 
@@ -90,9 +96,41 @@ def train_for(runs: list[Run], seconds: float, max_steps: Optional[int] = None,
     return taken
 
 
+def _n(row: dict) -> int:
+    """How many steps a history row averages (merged rows say so in `steps`, see train.StepLog)."""
+    return row.get("steps", 1)
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    """The mean of a metric over every step the rows cover (merged rows count for their steps)."""
+    return sum(m[key] * _n(m) for m in rows) / sum(_n(m) for m in rows)
+
+
+def _where(row: dict) -> str:
+    """The step a row is for: "step 12", or "steps 9–12 (their mean)" for a merged row."""
+    n = _n(row)
+    return f"step {row['step']}" if n == 1 else f"steps {row['step'] - n + 1}–{row['step']} (their mean)"
+
+
 def metrics_frame(runs: list[Run]) -> pd.DataFrame:
-    rows = [{"run": r.label, "objective": r.objective} | m for r in runs for m in r.trainer.history]
+    """Every history row of every run: `step` is the row's last step and `steps_averaged` how many consecutive steps
+    the row's metrics average (1 but for the older steps of a long run; see train.StepLog)."""
+    rows = [{"run": r.label, "objective": r.objective, "step": m["step"], "steps_averaged": _n(m)}
+            | {k: v for k, v in m.items() if k not in ("step", "steps")} for r in runs for m in r.trainer.history]
     return pd.DataFrame(rows)
+
+
+def averaged_rows(runs: list[Run]) -> tuple[int, int]:
+    """(how many of the runs' history rows average several steps, the most steps one row averages)."""
+    merged = [_n(m) for r in runs for m in r.trainer.history if _n(m) > 1]
+    return len(merged), max(merged, default=1)
+
+
+def steps_per_second(runs: list[Run]) -> float:
+    """Steps taken per second of training (the time spent in steps, not waiting for a slot)."""
+    steps = sum(r.trainer.step_count for r in runs)
+    busy = sum(m["step_time"] * _n(m) for r in runs for m in list(r.trainer.history))
+    return steps / busy if busy else 0.0
 
 
 def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, tuple[list, list]], int]:
@@ -100,19 +138,35 @@ def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, 
 
     Up to max_points steps every step is a point; beyond, each point is the mean of k consecutive steps (placed at
     the last of them), so a long run still draws quickly. k is the same for every run and is returned so the page
-    can say so.
+    can say so. A run's history may already average its older steps (train.StepLog): k is then a multiple of its
+    rows' width, so a point never splits a row, and each row counts for the steps it averages.
     """
-    longest = max((len(r.trainer.history) for r in runs), default=0)
+    hist = {r.label: r.trainer.history for r in runs}         # each is only appended to: a consistent snapshot
+    longest = max((h[-1]["step"] for h in hist.values() if h), default=0)
+    width = max((_n(m) for h in hist.values() for m in h[:1]), default=1)   # the oldest rows are the widest
     k = max(1, -(-longest // max_points))
+    k = -(-k // width) * width
     out = {}
-    for r in runs:
-        h = r.trainer.history
-        steps, values = [], []
-        for start in range(0, len(h), k):                          # the last bucket may hold fewer than k steps
-            chunk = h[start:start + k]
-            steps.append(chunk[-1]["step"])
-            values.append(sum(m[key] for m in chunk) / len(chunk))
-        out[r.label] = (steps, values)
+    for label, h in hist.items():
+        if k == 1:
+            out[label] = ([m["step"] for m in h], [m[key] for m in h])
+            continue
+        steps, values, total, n = [], [], 0.0, 0
+        bucket = None
+        for m in h:
+            b = (m["step"] - 1) // k
+            if b != bucket and n:
+                values.append(total / n)
+                total, n = 0.0, 0
+            if b != bucket:
+                steps.append(m["step"])
+                bucket = b
+            steps[-1] = m["step"]
+            total += m[key] * _n(m)
+            n += _n(m)
+        if n:
+            values.append(total / n)
+        out[label] = (steps, values)
     return out, k
 
 
@@ -171,30 +225,42 @@ def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
 FELL = 0.3   # a run "collapsed" when its 10-step mean reward is this far below its best 10-step mean
 
 
-def _fall(history: list[dict], window: int = 10) -> Optional[tuple[float, int]]:
-    """(best 10-step mean reward, the step it ended at) if the latest 10-step mean is FELL or more below it."""
-    if len(history) < window:
+def _fall(history: list[dict], window: int = 10) -> Optional[tuple[float, int, int]]:
+    """(best mean reward over `window` consecutive steps, the step it ended at, the steps it covers) if the latest
+    such mean is FELL or more below it. Where the history averages older steps, a window is the fewest consecutive
+    rows that cover at least `window` steps."""
+    if all(_n(m) == 1 for m in history):                  # nothing averaged (the common case): plain windows
+        rewards = [m["reward"] for m in history]
+        means = [(sum(rewards[k - window:k]) / window, history[k - 1]["step"], window)
+                 for k in range(window, len(rewards) + 1)]
+    else:
+        means = []                                        # (mean, last step, steps covered), one per end row
+        for j in range(len(history)):
+            i, covered = j, _n(history[j])
+            while covered < window and i > 0:
+                i -= 1
+                covered += _n(history[i])
+            if covered >= window:
+                means.append((_mean(history[i:j + 1], "reward"), history[j]["step"], covered))
+    if not means:
         return None
-    rewards = [m["reward"] for m in history]
-    means = [sum(rewards[k - window:k]) / window for k in range(window, len(rewards) + 1)]
-    best = max(range(len(means)), key=means.__getitem__)
-    return (means[best], history[best + window - 1]["step"]) if means[best] - means[-1] >= FELL else None
+    best = max(range(len(means)), key=lambda k: means[k][0])
+    return means[best] if means[best][0] - means[-1][0] >= FELL else None
 
 
 def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float, collapsed: bool) -> str:
     """What the runs with and without Routing Replay show so far, from their histories."""
-    def spread(history: list[dict]) -> tuple[float, float, int]:
-        values = [m["log_ratio_std"] for m in history]
-        top = max(range(len(values)), key=values.__getitem__)
-        return sum(values) / len(values), values[top], history[top]["step"]
+    def spread(history: list[dict]) -> tuple[float, float, str]:
+        top = max(history, key=lambda m: m["log_ratio_std"])
+        return _mean(history, "log_ratio_std"), top["log_ratio_std"], _where(top)
 
     # snapshots: the training thread may append meanwhile
     history, history_on = list(off.trainer.history), list(on.trainer.history)
-    changed = sum(m["expert_change_fraction"] for m in history) / len(history)
+    changed = _mean(history, "expert_change_fraction")
     (mean_off, top_off, at_off), (mean_on, top_on, at_on) = spread(history), spread(history_on)
     text = (f"Routing Replay, so far: without it, {off.label} changed experts for {changed:.1%} of tokens on "
             f"average, and its token log-ratios spread by {mean_off:.3f} per step on average (std; largest "
-            f"{top_off:.3f} at step {at_off}), against {mean_on:.3f} (largest {top_on:.3f} at step {at_on}) with it. "
+            f"{top_off:.3f} at {at_off}), against {mean_on:.3f} (largest {top_on:.3f} at {at_on}) with it. "
             f"Rewards over the last 10 steps: {reward_off:.3f} without, {reward_on:.3f} with.")
     if mean_off > 1.2 * mean_on:
         text += " Here the routing changes make the token ratios noisier: the cause the GSPO paper names."
@@ -227,8 +293,10 @@ def _identical(runs: list[Run]) -> list[str]:
             ha = a.trainer.history
             if not hb or len(ha) != len(hb) or any(x["reward"] != y["reward"] for x, y in zip(ha, hb)):
                 continue
+            averaged = any(_n(m) > 1 for m in hb)
             text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same reward at every one of "
-                    f"{len(hb)} steps), so they hide them.")
+                    f"{hb[-1]['step']} steps{', the older ones compared as averages' if averaged else ''}), so they "
+                    "hide them.")
             for x, y in ((a, b), (b, a)):
                 obj, other = OBJECTIVES[x.objective], OBJECTIVES[y.objective]
                 for mark in _unfired_marks(x, y):
@@ -257,14 +325,20 @@ def summary_lines(runs: list[Run]) -> list[str]:
         if not h:
             continue
         last = h[-1]
-        tail = h[-10:]
-        mean = lambda k: sum(m[k] for m in tail) / len(tail)  # noqa: E731
+        tail, covered = [], 0
+        for m in reversed(h):                             # the rows of the last 10 steps (more if averaged)
+            if covered >= 10:
+                break
+            tail.insert(0, m)
+            covered += _n(m)
+        mean = lambda k: _mean(tail, k)  # noqa: E731
         text = (f"{r.label}: after {last['step']} steps the mean reward is {mean('reward'):.3f} and exact "
-                f"accuracy {mean('accuracy'):.0%} (last 10 steps); {mean('clip_fraction'):.1%} of tokens clipped")
+                f"accuracy {mean('accuracy'):.0%} (last {max(10, covered)} steps); {mean('clip_fraction'):.1%} of "
+                "tokens clipped")
         fall = _fall(h)
         tails[r.label] = (mean("reward"), fall)
         if fall:
-            text += f"; its reward fell from {fall[0]:.3f} (10 steps up to step {fall[1]})"
+            text += f"; its reward fell from {fall[0]:.3f} ({fall[2]} steps up to step {fall[1]})"
         ec = mean("expert_change_fraction")
         if not math.isnan(ec) and r.trainer.cfg.moe:
             text += ("; Routing Replay fixed the experts" if r.trainer.cfg.routing_replay else
@@ -281,64 +355,54 @@ def summary_lines(runs: list[Run]) -> list[str]:
     return parts
 
 
-class Background:
-    """Trains a session's runs in a background thread, so the page only draws and stays responsive.
+class Background(sched.Job):
+    """A session's runs, trained by the server's scheduler (toy/scheduler.py), so the page only draws.
 
-    One per browser session (kept in its session state, never shared). The thread stops on pause, when every run
-    has stopped, or when the page has not asked for news for `idle_stop` seconds (the tab was closed).
+    One per browser session (kept in its session state, never shared). start() joins the line for a training slot;
+    a slot steps every run once per round. The session leaves the line or its slot (and so holds no thread) on
+    pause(), when every run has stopped, or when the page has sent no heartbeat (beat()) for `idle_stop` seconds:
+    the tab was closed or went quiet. A beat after that, the tab being back, joins the line again.
     """
 
-    def __init__(self, runs: list[Run], idle_stop: float = 15.0, workers: int = 1, threads: int = 1):
-        import threading
+    def __init__(self, runs: list[Run], idle_stop: Optional[float] = None,
+                 scheduler: Optional[sched.Scheduler] = None):
+        super().__init__(idle_stop)
+        if len(runs) > MAX_RUNS:
+            raise ValueError(f"at most {MAX_RUNS} runs side by side, got {len(runs)}")
         self.runs = runs
-        self.workers = workers            # runs stepped at the same time
-        # torch's intra-op threads while training: the toy's tensors are tiny (2 threads are no faster, measured),
-        # and on a 2-core machine shared with the browser, spinning intra-op workers slow everything down
-        self.threads = threads
-        self.lock = threading.Lock()      # held while training a step and while reading the model
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self.idle_stop = idle_stop
-        self.heartbeat = time.time()
+        self.scheduler = scheduler if scheduler is not None else sched.shared()
+
+    # the scheduler's side
+    def round(self) -> None:
+        train_for(self.runs, 0.0, max_steps=len(self.runs))
 
     @property
+    def finished(self) -> bool:
+        return all(r.error for r in self.runs)
+
+    # the page's side
+    @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """In line for a slot or training."""
+        return self.scheduler.running(self)
+
+    def status(self) -> sched.Status:
+        return self.scheduler.status(self)
 
     def start(self) -> None:
-        import threading
-        if self.running:
-            return
-        self._stop.clear()
-        self.heartbeat = time.time()
-        self._thread = threading.Thread(target=self._loop, name="gspo-viz-train", daemon=True)
-        self._thread.start()
+        self.beat()
+        self.scheduler.submit(self)
 
-    def _loop(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-        torch.set_num_threads(self.threads)
-        pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="gspo-viz-run", initializer=torch.set_num_threads,
-                                   initargs=(self.threads,)) if self.workers > 1 else None)
-        try:
-            while not self._stop.is_set():
-                if time.time() - self.heartbeat > self.idle_stop:
-                    break
-                with self.lock:
-                    train_for(self.runs, 0.0, max_steps=len(self.runs), pool=pool)
-                if all(r.error for r in self.runs):
-                    break
-        finally:
-            if pool is not None:
-                pool.shutdown()
+    def beat(self) -> None:
+        super().beat()
+        if self.reason == "quiet":        # the page went quiet and is back: join the line again
+            self.scheduler.submit(self)
 
     def pause(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        """Leave the line or the slot; no step runs after this returns."""
+        self.scheduler.withdraw(self, "paused")
 
     def step_once(self) -> None:
-        """One step of every run, in the caller's thread (the Single step button)."""
-        self.pause()
-        torch.set_num_threads(self.threads)
-        with self.lock:
-            train_for(self.runs, 0.0, max_steps=len(self.runs))
+        """One step of every run on a training slot, waiting for one if need be (the Single step button)."""
+        self.beat()
+        self.scheduler.run_once(self)

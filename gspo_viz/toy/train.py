@@ -218,6 +218,81 @@ def update_metrics(objective: str, logp: Tensor, logp_old: Tensor, advantages: T
     }
 
 
+HISTORY_RECENT = 1000      # a run's latest steps, one row each
+HISTORY_OLDER = 1000       # at most this many rows for the older steps, each the mean of `width` consecutive steps
+
+
+def merge_rows(rows: list[dict]) -> dict:
+    """One row for consecutive rows of a run's history: every metric the mean over all the steps they cover (each
+    row weighs its number of steps, `steps`, 1 when absent); `step` is the last step, `steps` the number."""
+    n = sum(r.get("steps", 1) for r in rows)
+    out = {"step": rows[-1]["step"], "steps": n}
+    for key in rows[0]:
+        if key not in out:
+            out[key] = sum(r[key] * r.get("steps", 1) for r in rows) / n
+    return out
+
+
+class StepLog:
+    """A run's metrics with bounded memory: one row per step for the first recent + older steps; beyond, the latest
+    `recent` steps keep a row each and the steps before them are averaged into at most `older` rows of `width`
+    consecutive steps (width doubles, by merging neighbouring rows, whenever they would not fit), plus one row for
+    the steps not yet making a full row. Every row holds the exact mean of its steps (each metric), its last `step`,
+    and `steps` (how many steps it averages) once merged. Rows cover steps 1, 2, … in order, without gaps.
+
+    `rows` is what readers see: a list that is only ever appended to; once averaging starts, each add makes a new
+    list (another thread reading the old one sees a consistent history).
+    """
+
+    def __init__(self, recent: Optional[int] = None, older: Optional[int] = None):
+        recent = HISTORY_RECENT if recent is None else recent
+        older = HISTORY_OLDER if older is None else older
+        if recent < 1 or older < 2 or older % 2:
+            raise ValueError("need recent >= 1 and an even older >= 2")
+        self.recent_cap, self.older_cap = recent, older
+        self.width = 1                            # steps per older row
+        self._older: list[dict] = []
+        self._sums: dict = {}                     # the steps that do not yet make a full older row: their sums
+        self._count = 0
+        self._last = 0
+        self._recent: list[dict] = []
+        self.rows = self._recent
+
+    @property
+    def averaged(self) -> bool:
+        """Whether some rows average several steps."""
+        return self.width > 1 or self._count > 1
+
+    def add(self, row: dict) -> list[dict]:
+        """Append one step's metrics; returns the rows."""
+        if len(self._recent) < self.recent_cap and not self._older and not self._count:
+            self._recent.append(row)                              # the reader's list: appended only
+            return self.rows
+        leaving = self._recent[0]
+        self._recent = self._recent[1:] + [row]
+        for key, value in leaving.items():
+            if key != "step":
+                self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+        self._last = leaving["step"]
+        if self._count == self.width:                             # a full older row
+            if len(self._older) == self.older_cap:                # no room: merge neighbours, twice as wide
+                self._older = [merge_rows(self._older[i:i + 2]) for i in range(0, len(self._older), 2)]
+                self.width *= 2
+            if self._count == self.width:
+                self._older.append(self._pending())
+                self._sums, self._count = {}, 0
+        self.rows = self._older + ([self._pending()] if self._count else []) + self._recent
+        return self.rows
+
+    def _pending(self) -> dict:
+        out = {"step": self._last, "steps": self._count}
+        out.update((key, total / self._count) for key, total in self._sums.items())
+        if self._count == 1:
+            del out["steps"]
+        return out
+
+
 @dataclass
 class Trainer:
     cfg: TrainConfig
@@ -230,12 +305,15 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = ToyPolicy(model_config(self.cfg))
         self.reference = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=True)
+        self._params = list(self.model.parameters())
+        self.optimizer = torch.optim.Adam(self._params, lr=self.cfg.lr, fused=True)
         self.prompt_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.sample_gen = torch.Generator().manual_seed(self.cfg.seed + 2)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.settings = self.cfg.settings()
         self.last_rollout: Optional[Rollout] = None
+        self.log = StepLog()
+        self.history = self.log.rows
 
     def advantages(self, ro: Rollout) -> tuple[Tensor, Tensor, Tensor]:
         """Advantages (B,), the loss mask after filtering, and the per-group no-signal flags (P,).
@@ -265,7 +343,8 @@ class Trainer:
         """One rollout and μ minibatch updates; returns this step's metrics (also appended to history)."""
         cfg = self.cfg
         t0 = time.perf_counter()
-        self.model.eval()
+        # no model.eval()/train() around the rollout: the policy has no dropout or normalisation statistics, so both
+        # modes compute the same, and switching them walks every module twice a step
         prompts = tasks.sample_prompts(cfg.prompts, cfg.min_digits, cfg.max_digits, self.prompt_gen)
         ro = rollout(self.model, cfg, prompts, self.sample_gen)
         self.last_rollout = ro
@@ -278,7 +357,6 @@ class Trainer:
         order = torch.randperm(B, generator=self.shuffle_gen)
         chunks = order.chunk(cfg.minibatches)
         updated, changed, changed_n, grad_norms = [], 0.0, 0.0, []
-        self.model.train()
         for k, idx in enumerate(chunks):
             m = mask[idx]
             if m.sum() == 0:
@@ -296,7 +374,7 @@ class Trainer:
                                       "the run stopped and kept its last good state")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
             if not torch.isfinite(norm):
                 self.optimizer.zero_grad(set_to_none=True)
                 raise TrainingStopped(f"step {self.step_count + 1}, minibatch {k + 1}: the gradient norm is "
@@ -336,5 +414,5 @@ class Trainer:
             "expert_change_fraction": (changed / changed_n) if changed_n else (0.0 if cfg.moe else math.nan),
             "step_time": time.perf_counter() - t0,
         }
-        self.history.append(metrics)
+        self.history = self.log.add(metrics)
         return metrics
