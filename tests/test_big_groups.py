@@ -394,3 +394,28 @@ def test_typing_1e308_in_the_browser_reaches_the_parser():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_idle_entries_expire_and_the_janitor_ends_with_an_empty_cache():
+    import threading
+    import time
+
+    from gspo_viz.ui.cache import ByteLRU, Janitor
+    cache = ByteLRU(1000)
+    cache.put("a", 1, 10)
+    cache.put("b", 2, 20)
+    now = time.monotonic()
+    cache.get("b")                                   # b read just now, a not since it was put
+    assert cache.expire(idle=100, now=now + 50) == 0 and cache.bytes == 30
+    cache._used["a"] -= 200                          # a last read 200 s ago
+    assert cache.expire(idle=100, now=time.monotonic()) == 1 and "a" not in cache and cache.bytes == 20
+    # the janitor's thread starts with a kept value, empties an idle cache and ends
+    janitor = Janitor(cache, idle=0.0, period=0.05)
+    before = threading.active_count()
+    cache.put("c", 3, 5)
+    assert janitor.running
+    deadline = time.monotonic() + 10
+    while janitor.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not janitor.running and len(cache) == 0 and cache.bytes == 0
+    assert threading.active_count() <= before

@@ -8,7 +8,8 @@ objective on the page; the parsed scenario is shared by them.
 Every cache here is one process-wide LRU (`CACHE`) bounded by an estimated size in bytes, shared by all sessions of
 the server: a person editing a large group evicts the least recently used entries instead of growing the server
 without end. Its budget is set here alone (CACHE_BUDGET_BYTES); an entry larger than MAX_ENTRY_FRACTION of it is
-computed and returned but not kept.
+computed and returned but not kept. Entries nobody has read for IDLE_SECONDS are dropped by a janitor thread that
+runs only while the cache holds anything, so the memory of a finished class is given back.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 import types
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from ..views.plots import heatmaps
 
 CACHE_BUDGET_BYTES = 256 * 2**20   # every cached value of this process, all sessions together
 MAX_ENTRY_FRACTION = 0.25          # a value estimated above this share of the budget is computed but not kept
+IDLE_SECONDS = 45.0                # an entry nobody has read for this long is dropped by the janitor
+JANITOR_PERIOD = 15.0              # how often the janitor looks, while the cache holds anything
 
 
 class ByteLRU:
@@ -47,7 +51,9 @@ class ByteLRU:
         self.max_entry = int(budget * max_entry_fraction)
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._used: dict[Hashable, float] = {}   # key → when it was last read or written (time.monotonic)
         self.bytes = 0          # estimated bytes held: never above `budget`
+        self.on_put: Callable[[], None] | None = None   # called after a value is kept (starts the janitor)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -62,6 +68,7 @@ class ByteLRU:
             if hit is None:
                 return default
             self._entries.move_to_end(key)
+            self._used[key] = time.monotonic()
             return hit[0]
 
     def put(self, key: Hashable, value: Any, cost: int) -> bool:
@@ -74,11 +81,15 @@ class ByteLRU:
             if cost > self.max_entry:
                 return False
             while self._entries and self.bytes + cost > self.budget:
-                _, (_, evicted) = self._entries.popitem(last=False)
+                gone, (_, evicted) = self._entries.popitem(last=False)
+                self._used.pop(gone, None)
                 self.bytes -= evicted
             self._entries[key] = (value, cost)
+            self._used[key] = time.monotonic()
             self.bytes += cost
-            return True
+        if self.on_put is not None:
+            self.on_put()
+        return True
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any],
                        cost: Callable[[Any], int] | None = None) -> Any:
@@ -92,9 +103,20 @@ class ByteLRU:
         self.put(key, value, (cost or estimate_bytes)(value))
         return value
 
+    def expire(self, idle: float, now: float | None = None) -> int:
+        """Drop the entries nobody has read for `idle` seconds; returns how many were dropped."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            old = [k for k, t in self._used.items() if now - t > idle]
+            for k in old:
+                self.bytes -= self._entries.pop(k)[1]
+                del self._used[k]
+            return len(old)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._used.clear()
             self.bytes = 0
 
 
@@ -164,6 +186,52 @@ def estimate_bytes(value: Any, exclude: Any = None) -> int:
 
 _NUMBERS = {float, int, bool, type(None)}
 CACHE = ByteLRU(CACHE_BUDGET_BYTES)
+
+
+def _release_memory() -> None:
+    """Give freed memory back to the system (glibc keeps it for reuse otherwise); a no-op elsewhere."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Janitor:
+    """Drops a cache's idle entries every `period` seconds, while it holds anything: when the class has gone home
+    the server's memory goes back down. Its thread starts with the first kept value and ends when the cache is
+    empty, so an idle server holds no thread for it."""
+
+    def __init__(self, cache: ByteLRU, idle: float = IDLE_SECONDS, period: float = JANITOR_PERIOD):
+        self.cache, self.idle, self.period = cache, idle, period
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        cache.on_put = self.ensure_running
+
+    def ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gspo-viz-cache-janitor", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period)
+            if self.cache.expire(self.idle):
+                import gc
+                gc.collect()
+                _release_memory()
+            with self._lock:
+                if not len(self.cache):
+                    self._thread = None
+                    return
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+JANITOR = Janitor(CACHE)
 
 
 @dataclass(frozen=True)
