@@ -18,8 +18,6 @@ from gspo_viz.views.style import fmt
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "artifacts" / "screenshots"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
 PAGES = {"token_lab": "Token Lab", "clip_explorer": "Clip Explorer", "length_aggregation": "Length & Aggregation",
          "formula_checker": "Formula Checker", "": "gspo-viz"}
 
@@ -60,14 +58,6 @@ def server():
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def open_page(context, url):

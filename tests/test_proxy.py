@@ -24,8 +24,6 @@ from gspo_viz.views.style import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
 LINE = re.compile(r"route=(\S+) upstream=(\S+) status=(\d+) upgrade=(\S+) \"(\S+) (\S+)")
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-test.txt (playwright)")
@@ -77,14 +75,6 @@ def proxy(tmp_path_factory):
     # serve.py stops its children: nothing listens on the proxy's port any more
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def access_log(workdir: Path) -> list[dict]:
