@@ -101,7 +101,7 @@ st.caption("Where does each objective stop learning? The per-token term (left) a
 chosen = control("ce_objectives", lambda v, k: st.multiselect(
     "Token-level objectives (their clip acts on the token ratio r)", TOKEN_LEVEL, default=v, key=k,
     format_func=lambda n: OBJECTIVES[n].title), TOKEN_LEVEL)
-with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=True):
+with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=False):
     SETTINGS = in_columns(chosen, 4, lambda n: knob_controls(n, KNOB_SLIDERS))
 x_max = control("ce_xmax", lambda v, k: st.slider("Ratio axis up to", 1.5, 12.0, v, 0.5, key=k), 4.0)
 
