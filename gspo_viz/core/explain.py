@@ -10,7 +10,7 @@ from torch import Tensor
 from . import metrics as M
 from .advantages import kl_estimate
 from .loss import clip_decisions, closed_form_grad, get, objective_parts
-from .objectives.base import CLIP_NAMES
+from .objectives.base import CLIP_NAMES, logratio
 from .settings import Settings
 
 
@@ -65,7 +65,7 @@ def explain(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask:
     policy_grad = torch.where(part > 0, policy_grad, torch.zeros_like(policy_grad))
     codes = clip_decisions(name, logp, logp_old, advantages, mask, cfg)
     closed = closed_form_grad(name, logp, logp_old, advantages, mask, cfg, ref, part, codes)
-    delta = torch.where(mask > 0, logp - logp_old, torch.zeros_like(logp))
+    delta = logratio(logp, logp_old, mask)
     token_ratio = delta.exp()
     seq_ratio = None if terms.seq_ratio is None else terms.seq_ratio.detach()
     gate = get(name).gate(delta, advantages, cfg)

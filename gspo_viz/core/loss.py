@@ -9,14 +9,13 @@ from torch import Tensor
 
 from .advantages import kl_derivative, kl_estimate
 from .aggregation import aggregate, aggregation_weights, longest
-from .objectives import OBJECTIVES  # noqa: F401  (re-exported)
+from . import objectives as registry
 from .objectives.base import NONE, Objective, Terms, logratio
 from .settings import Settings
 
 
 def get(name: str) -> Objective:
-    from .objectives import OBJECTIVES
-    return OBJECTIVES[name]
+    return registry.OBJECTIVES[name]
 
 
 def kl_weights(part: Tensor, obj: Objective, l_max: int) -> Tensor:

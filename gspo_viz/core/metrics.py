@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .advantages import kl_estimate
-from .objectives.base import CLIP_NAMES, DUAL, LOWER, NONE, UPPER
+from .objectives.base import CLIP_NAMES, NONE
 
 
 def clip_counts(codes: Tensor, valid: Tensor) -> dict:
@@ -42,6 +42,3 @@ def kl_old_new(logp: Tensor, logp_old: Tensor, valid: Tensor) -> float:
     k = kl_estimate(logp_old, logp, "k3")[valid]
     return float(k.mean()) if k.numel() else 0.0
 
-
-__all__ = ["clip_counts", "clip_fractions", "seq_clip_fraction", "log_ratio_std", "kl_old_new",
-           "NONE", "UPPER", "LOWER", "DUAL"]

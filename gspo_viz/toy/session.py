@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..core.objectives import OBJECTIVES
+from ..views.style import bounds
 from . import scheduler as sched
 from . import tasks
 from .train import TrainConfig, Trainer, TrainingStopped, sequence_logp
@@ -300,7 +301,7 @@ def _identical(runs: list[Run]) -> list[str]:
             for x, y in ((a, b), (b, a)):
                 obj, other = OBJECTIVES[x.objective], OBJECTIVES[y.objective]
                 for mark in _unfired_marks(x, y):
-                    why = obj.reasons[mark].format(**obj.fill(x.trainer.settings))
+                    why = obj.reasons[mark].format(**bounds(x.trainer.settings))
                     who = "a token " + (why if why.startswith("whose ") else f"that {why}")
                     text += (f" {obj.title} has a mark {other.title} lacks, for {who} ({obj.marks[mark]}), and no "
                              f"token has reached that yet.")

@@ -8,7 +8,7 @@ from typing import Optional
 from ..core.objectives import OBJECTIVES
 from ..core.objectives.base import CLIP_NAMES, NONE
 from ..scenarios.run import ScenarioResult
-from .style import fmt
+from .style import bounds, fmt
 
 MAX_LISTED = 3
 
@@ -82,7 +82,7 @@ def _marked(res: ScenarioResult, valid: list[list[bool]], every: list[tuple[int,
     ex = res.explanation
     obj = OBJECTIVES[ex.objective]
     title = obj.title
-    fill = obj.fill(ex.settings)
+    fill = bounds(ex.settings)
     codes = ex.clip.tolist()
     ratio = ex.token_ratio.tolist()
     seq = None if ex.seq_ratio is None else ex.seq_ratio.tolist()

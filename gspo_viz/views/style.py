@@ -13,6 +13,15 @@ def fmt(x: float) -> str:
     return "0" if s in ("-0", "") else s
 
 
+def bounds(cfg) -> dict:
+    """The numbers an objective's reasons quote ({hi}, {lo}, {c}, {eps}), rounded as the tables are."""
+    def f(x):
+        return "" if x is None else fmt(x)
+    return {"hi": f(None if cfg.eps_high is None else 1 + cfg.eps_high),
+            "lo": f(None if cfg.eps_low is None else 1 - cfg.eps_low),
+            "c": f(cfg.dual_clip_c), "eps": f(cfg.gmpo_eps)}
+
+
 def clip_legend(names: list[str]) -> list[str]:
     """What each mark means, for each of these objectives (each objective says what its own marks mean)."""
     from ..core.objectives import OBJECTIVES

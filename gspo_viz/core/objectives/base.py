@@ -169,7 +169,8 @@ class Objective:
     zeroes_clipped: bool = True                # a marked token's policy gradient is exactly 0
     defaults: dict = {}                        # knob defaults (Settings.resolved)
     knobs: tuple[str, ...] = ()                # the knobs this objective reads, besides the common ones
-    reasons: dict[str, str] = {}               # clip name → why a token got that mark ({hi}, {lo}, {c}, {eps})
+    reasons: dict[str, str] = {}               # clip name → why a token got that mark ({hi}, {lo}, {c}, {eps}:
+                                               # views.style.bounds)
     marks: dict[str, str] = {}                 # clip name → what the mark means (the legend)
     effect: str = "policy gradient 0"          # what a mark does to the token
     has_surrogate: bool = True                 # its term is a surrogate worth plotting against the ratio
@@ -216,15 +217,6 @@ class Objective:
         low = "no lower bound" if cfg.eps_low is None else f"1 − ε_low = {1 - cfg.eps_low:g}"
         where = " (on the sequence ratio s_i)" if self.level == "sequence" else " (per token)"
         return f"clip range: {low}, 1 + ε_high = {1 + cfg.eps_high:g}{where}"
-
-    def fill(self, cfg: Settings) -> dict:
-        """The numbers the reasons and marks quote."""
-        def f(x):
-            return f"{x:.4f}".rstrip("0").rstrip(".")
-        return {"hi": f(1 + cfg.eps_high) if cfg.eps_high is not None else "",
-                "lo": f(1 - cfg.eps_low) if cfg.eps_low is not None else "",
-                "c": f(cfg.dual_clip_c) if cfg.dual_clip_c is not None else "",
-                "eps": f(cfg.gmpo_eps) if cfg.gmpo_eps is not None else ""}
 
     def gate(self, delta: Tensor, advantages: Tensor, cfg: Settings) -> Optional[Tensor]:
         """A soft objective's per-token gate (its gradient weight relative to r·A), else None."""
