@@ -6,6 +6,7 @@ import time
 
 import streamlit as st
 
+from gspo_viz.toy.foreground import FOREGROUND
 from gspo_viz.ui.state import boot, show_flash, sync_url
 from gspo_viz.ui.widgets import scenario_sidebar
 from gspo_viz.views.text import safe_markdown
@@ -59,25 +60,26 @@ def landing():
 
 
 started = time.perf_counter()
-st.set_page_config(page_title="gspo-viz", page_icon=":material/insights:", layout="wide")
-page = st.navigation([
-    st.Page(landing, title="Home", icon=":material/home:", default=True),
-    st.Page(PAGES["token_lab"], title="Token Lab", icon=":material/grid_on:"),
-    st.Page(PAGES["clip_explorer"], title="Clip Explorer", icon=":material/show_chart:"),
-    st.Page(PAGES["length"], title="Length & Aggregation", icon=":material/straighten:"),
-    st.Page(PAGES["formula"], title="Formula Checker", icon=":material/calculate:"),
-    st.Page(PAGES["train"], title="Train", icon=":material/model_training:"),
-])
-boot()
-show_flash()
-scenario_sidebar()
-st.session_state.in_app_run = True  # pages check this (require_app) to know they run inside app.py
-try:
-    page.run()
-finally:
-    st.session_state.in_app_run = False
-sync_url()
-st.session_state.last_run_ms = 1e3 * (time.perf_counter() - started)  # read by benchmarks/bench_pages.py
-if os.environ.get("GSPO_VIZ_RUN_LOG"):  # opt-in, for benchmarks/bench_classroom.py: one line per run
-    with open(os.environ["GSPO_VIZ_RUN_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{page.url_path or 'home'}\t{st.session_state.last_run_ms:.3f}\n")
+with FOREGROUND.page_run():   # training slots wait while a page runs (gspo_viz/toy/foreground.py)
+    st.set_page_config(page_title="gspo-viz", page_icon=":material/insights:", layout="wide")
+    page = st.navigation([
+        st.Page(landing, title="Home", icon=":material/home:", default=True),
+        st.Page(PAGES["token_lab"], title="Token Lab", icon=":material/grid_on:"),
+        st.Page(PAGES["clip_explorer"], title="Clip Explorer", icon=":material/show_chart:"),
+        st.Page(PAGES["length"], title="Length & Aggregation", icon=":material/straighten:"),
+        st.Page(PAGES["formula"], title="Formula Checker", icon=":material/calculate:"),
+        st.Page(PAGES["train"], title="Train", icon=":material/model_training:"),
+    ])
+    boot()
+    show_flash()
+    scenario_sidebar()
+    st.session_state.in_app_run = True  # pages check this (require_app) to know they run inside app.py
+    try:
+        page.run()
+    finally:
+        st.session_state.in_app_run = False
+    sync_url()
+    st.session_state.last_run_ms = 1e3 * (time.perf_counter() - started)  # read by benchmarks/bench_pages.py
+    if os.environ.get("GSPO_VIZ_RUN_LOG"):  # opt-in, for benchmarks/bench_classroom.py: one line per run
+        with open(os.environ["GSPO_VIZ_RUN_LOG"], "a", encoding="utf-8") as log:
+            log.write(f"{page.url_path or 'home'}\t{st.session_state.last_run_ms:.3f}\n")

@@ -375,3 +375,66 @@ def test_the_train_page_says_when_the_csv_averages_older_steps(monkeypatch):
     frame_rows = sum(len(r.trainer.history) for r in at.session_state["train_bg"].runs)
     merged = sum(m.get("steps", 1) > 1 for r in at.session_state["train_bg"].runs for m in r.trainer.history)
     assert 0 < merged < frame_rows and f"{merged} rows average up to" in captions()
+
+
+# ----------------------------------------------------------------------------------------------- page runs first
+def test_a_round_waits_for_the_page_runs_in_progress():
+    """While a viewer's page run is in progress no training round starts; when it ends, training goes on."""
+    from gspo_viz.toy.foreground import Foreground
+    fg = Foreground(max_wait=WAIT)
+    rec = Recorder()
+    s = Scheduler(1, foreground=fg)
+    job = Fake("a", rec)
+    run = fg.page_run()
+    run.__enter__()
+    try:
+        s.submit(job)
+        wait_for(lambda: s.status(job).state == "training", "the job to hold its slot", [job])
+        time.sleep(0.3)                          # long enough for many rounds, had the slot not waited
+        assert rec.starts() == []
+        assert fg.running == 1
+    finally:
+        run.__exit__(None, None, None)
+    wait_for(lambda: len(rec.starts()) >= 3, "rounds after the page run ended", [job])
+    s.withdraw(job)
+    assert s.join(WAIT)
+
+
+def test_the_wait_for_page_runs_is_capped_so_training_always_moves():
+    """A page run that never ends (or a class that keeps the server busy) delays each round by at most max_wait."""
+    from gspo_viz.toy.foreground import Foreground
+    fg = Foreground(max_wait=0.01)
+    rec = Recorder()
+    s = Scheduler(1, foreground=fg)
+    job = Fake("a", rec)
+    with fg.page_run():
+        s.submit(job)
+        wait_for(lambda: len(rec.starts()) >= 3, "rounds despite a page run in progress", [job])
+        assert fg.running == 1
+    s.withdraw(job)
+    assert s.join(WAIT)
+    assert fg.waited > 0
+
+
+def test_every_app_run_counts_as_a_page_run(navigation_mode):
+    """app.py wraps each run in FOREGROUND.page_run(): during a page's run the count is 1, and 0 after it."""
+    from contextlib import contextmanager
+    from pathlib import Path
+    from streamlit.testing.v1 import AppTest
+    from gspo_viz.toy.foreground import FOREGROUND
+    seen = []
+    original = FOREGROUND.page_run
+
+    @contextmanager
+    def spying():
+        with original():
+            seen.append(FOREGROUND.running)
+            yield
+    FOREGROUND.page_run = spying
+    try:
+        at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=60).run()
+    finally:
+        del FOREGROUND.page_run
+    assert not at.exception
+    assert seen == [1]
+    assert FOREGROUND.running == 0

@@ -6,7 +6,8 @@ every run) at a time. After a turn of `turn` seconds, if somebody is waiting, th
 to the back of the line. A session leaves (and holds no slot and no thread) when it is paused, when all its runs
 have stopped, or when its page has not sent a heartbeat for `job.idle_stop` seconds (the tab was closed or went
 quiet). The workers are threads started when a session needs a slot and ended when the line is empty, so an idle
-server holds none; at most `slots` exist at any time. No Streamlit here.
+server holds none; at most `slots` exist at any time. Before each round a worker lets the viewers' page runs in
+progress finish first (`foreground`, toy/foreground.py; at most MAX_WAIT seconds). No Streamlit here.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from .foreground import FOREGROUND, Foreground
 
 ENV_SLOTS = "GSPO_VIZ_TRAINING_SLOTS"
 TURN_SECONDS = 3.0          # a session trains this long before it yields its slot to a waiting one
@@ -100,11 +103,13 @@ class Status:
 
 
 class Scheduler:
-    def __init__(self, slots: int, turn: float = TURN_SECONDS, name: str = "gspo-viz-train"):
+    def __init__(self, slots: int, turn: float = TURN_SECONDS, name: str = "gspo-viz-train",
+                 foreground: Optional[Foreground] = FOREGROUND):
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         self.slots = slots
         self.turn = turn
+        self.foreground = foreground      # page runs a round waits for (None: do not wait)
         self.name = name
         self._cv = threading.Condition()
         self._line: deque[Job] = deque()                       # waiting, first in line first
@@ -253,6 +258,8 @@ class Scheduler:
     def _turn(self, job: Job, ticket: int) -> None:
         start = time.monotonic()
         while True:
+            if self.foreground is not None:
+                self.foreground.wait_idle()                     # the viewers' page runs first
             with job.lock:
                 with self._cv:
                     if job.ticket != ticket:                    # paused, or left and came back meanwhile
