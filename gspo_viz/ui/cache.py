@@ -2,8 +2,9 @@
 
 The cached values are immutable results of pure functions and the same for every viewer, so sharing them is safe.
 
-The key of a scenario's views is its whole JSON (settings included), so a change of any knob recomputes every
-objective on the page; the parsed scenario is shared by them.
+A scenario is parsed once per JSON (settings included) and shared by the objectives. One objective's result and
+charts are keyed by what they depend on: the responses, and the settings that objective reads
+(Settings.effective_dict). So changing Dual-Clip's c recomputes Dual-Clip alone, and GRPO's charts are reused.
 
 Every cache here is one process-wide LRU (`CACHE`) bounded by an estimated size in bytes, shared by all sessions of
 the server: a person editing a large group evicts the least recently used entries instead of growing the server
@@ -234,6 +235,25 @@ class Janitor:
 JANITOR = Janitor(CACHE)
 
 
+class SharedFigure(go.Figure):
+    """A figure built once, kept in the cache and only read from then on (by every session that shows it).
+    st.plotly_chart calls to_dict() on every rerun, which deep-copies the whole figure; this one makes that copy
+    once and returns it each time after. Nothing may change the figure or that dict once it is shared."""
+
+    _shared_dict = None
+
+    def to_dict(self):
+        if self._shared_dict is None:
+            self._shared_dict = super().to_dict()
+        return self._shared_dict
+
+
+def shared_figure(fig: go.Figure) -> SharedFigure:
+    """`fig` itself, from now on a SharedFigure (no copy is made: the caller gives it up)."""
+    fig.__class__ = SharedFigure
+    return fig
+
+
 @dataclass(frozen=True)
 class ObjectiveView:
     result: ScenarioResult
@@ -258,18 +278,35 @@ def cached_scenario(key: str) -> Scenario:
     return CACHE.get_or_compute(("scenario", _digest(key)), lambda: parse_scenario(json.loads(key)))
 
 
+def _responses_digest(key: str) -> str:
+    """The digest of the scenario's responses alone (what its results depend on besides the settings)."""
+    return CACHE.get_or_compute(("responses", _digest(key)), lambda: _digest(scenario_key(
+        json.loads(key).get("responses"))))
+
+
+def result_key(key: str, name: str | None) -> tuple[str, str]:
+    """What `name`'s result on the scenario `key` depends on: the responses and the settings it reads, resolved
+    (Settings.effective_dict: its own knobs and the common ones, not another objective's). Raises ScenarioError
+    like parse_scenario."""
+    settings = cached_scenario(key).settings
+    if name is not None:
+        settings = settings.with_(objective=name)
+    return _responses_digest(key), json.dumps(settings.effective_dict(), sort_keys=True)
+
+
 def objective_result(key: str, name: str | None) -> tuple[ScenarioResult, str]:
-    """run_scenario and its sentence, for the scenario whose scenario_key() is `key`.
-    Raises ScenarioError like run_scenario (errors are not cached)."""
-    digest = _digest(key)
+    """run_scenario and its sentence, for the scenario whose scenario_key() is `key`: computed once for all the
+    scenarios that differ only in settings this objective does not read. Raises ScenarioError like run_scenario
+    (errors are not cached)."""
     scn = cached_scenario(key)
 
     def compute():
         res = run_scenario(scn, name)
         return res, sentence(res)
-    out = CACHE.get_or_compute(("result", digest, name), compute, lambda v: estimate_bytes(v, exclude=scn))
-    CACHE.get(("scenario", digest))   # the parsed scenario, which the result holds, stays more recent than it
-    return out
+    # the cost counts the parsed scenario the result holds: it may outlive its own entry (the result is shared by
+    # scenarios that differ in other objectives' settings), so it is counted in both (an overestimate, on the safe
+    # side of the budget)
+    return CACHE.get_or_compute(("result",) + result_key(key, name), compute)
 
 
 def scenario_error(data: dict, objectives: list[str]) -> ScenarioError | None:
@@ -288,8 +325,8 @@ def objective_view(key: str, name: str, height: int, page: int = 0) -> Objective
     """run_scenario + its two heatmaps (the responses of `page`, see views.plots.heatmap_plan) + its sentence.
     Raises ScenarioError like run_scenario (errors are not cached)."""
     res, text = objective_result(key, name)
-    ratio, grad = CACHE.get_or_compute(("figures", _digest(key), name, height, page),
-                                       lambda: heatmaps(res, height, page))
+    ratio, grad = CACHE.get_or_compute(("figures",) + result_key(key, name) + (height, page),
+                                       lambda: tuple(map(shared_figure, heatmaps(res, height, page))))
     return ObjectiveView(res, ratio, grad, text)
 
 
