@@ -12,6 +12,7 @@ python benchmarks/bench_toy.py [--quick] [--cap SECONDS]
   default slots; seconds until all three reach 0.9. Also the mean clip fractions of GSPO and GRPO.
 - three sessions (three runs each) sharing the scheduler's slots for a while: each one's steps, the fairness.
 --quick: one seed, a 15 s cap per run and fewer blocks.
+--profile: instead, where a step's time goes (thread CPU ms per phase of Trainer.step, dense and MoE), then exit.
 """
 import argparse
 import statistics
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gspo_viz.toy import scheduler  # noqa: E402
+from gspo_viz.toy import scheduler, train  # noqa: E402
 from gspo_viz.toy.session import Background, make_runs  # noqa: E402
 from gspo_viz.toy.train import TrainConfig, Trainer  # noqa: E402
 
@@ -43,6 +44,46 @@ def steps_per_second(cfg: TrainConfig, blocks: int = 5, steps: int = 20) -> tupl
         rates.append(steps / (time.perf_counter() - t0))
         cpu.append(steps / (time.thread_time() - c0))
     return rates, cpu
+
+
+PHASES = {"rollout": "rollout", "sequence_logp": "log-probs (forward)", "objective_loss": "loss",
+          "clip_grad_norm": "clip", "update_metrics": "metrics"}
+
+
+def step_profile(cfg: TrainConfig, steps: int = 100) -> tuple[float, dict]:
+    """Thread CPU ms per step, and per phase: the functions Trainer.step calls (PHASES, backward, Adam's step) timed
+    in place over `steps` steps after 10 warm-up steps; "rest" is the step's own code between them."""
+    tr = Trainer(cfg)
+    for _ in range(10):
+        tr.step()
+    spent = dict.fromkeys(list(PHASES.values()) + ["backward", "Adam"], 0.0)
+
+    def timed(fn, name):
+        def run(*args, **kwargs):
+            t0 = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - t0
+        return run
+
+    originals = {name: getattr(train, name) for name in PHASES}
+    backward = torch.Tensor.backward
+    try:
+        for name, label in PHASES.items():
+            setattr(train, name, timed(originals[name], label))
+        torch.Tensor.backward = timed(backward, "backward")
+        tr.optimizer.step = timed(tr.optimizer.step, "Adam")
+        t0 = time.thread_time()
+        for _ in range(steps):
+            tr.step()
+        total = time.thread_time() - t0
+    finally:
+        for name, fn in originals.items():
+            setattr(train, name, fn)
+        torch.Tensor.backward = backward
+    spent["rest"] = total - sum(spent.values())
+    return 1000 * total / steps, {k: 1000 * v / steps for k, v in spent.items()}
 
 
 def spread(rates: list[float]) -> str:
@@ -69,7 +110,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cap", type=float, default=None, help="seconds per run before giving up")
+    ap.add_argument("--profile", action="store_true", help="where a step's time goes, then exit")
     args = ap.parse_args()
+    if args.profile:
+        torch.set_num_threads(1)
+        for name, cfg in (("dense", TrainConfig()), ("MoE", TrainConfig(moe=True))):
+            total, parts = step_profile(cfg)
+            ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f}%)" for k, v in ranked)
+            print(f"{name}: {total:.1f} ms of thread CPU per step: {shares}")
+        return
     cap = args.cap or (15.0 if args.quick else 60.0)
     seeds = [0] if args.quick else [0, 1, 2]
     blocks = 3 if args.quick else 5

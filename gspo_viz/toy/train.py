@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import metrics as M
@@ -130,14 +131,20 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_gen: torch.Generator) -> Rollout:
     """Sample G responses per prompt with the KV cache, recording log-probs (and experts) as they are sampled."""
     G = cfg.group
-    # the prompt is read once per prompt, then its cache is copied to its G answers
+    P, Tp = prompts.tokens.shape
+    B, H = P * G, model.cfg.n_heads
+    # the prompt is read once per prompt, then its keys and values are copied to its G answers' cache
     prompt_real = prompts.tokens != tasks.PAD                                 # (P, Tp)
-    logits, cache, experts, _ = model(prompts.tokens, prompt_real, positions_of(prompt_real))
-    cache = [(k.repeat_interleave(G, dim=0), v.repeat_interleave(G, dim=0)) for k, v in cache]
+    logits, prompt_kv, experts, _ = model(prompts.tokens, prompt_real, positions_of(prompt_real), start=Tp - 1)
+    S_max = Tp + cfg.max_new - 1                                              # the last token is never read
+    cache = model.new_cache_buffers(B, S_max)
+    for buffers, kv in zip(cache, prompt_kv):
+        for buf, t in zip(buffers, kv):
+            buf[:Tp].view(Tp, P, G, H, -1).copy_(t.view(Tp, P, 1, H, -1))    # (Tp, B·H, Dh)
     tok = prompts.tokens.repeat_interleave(G, dim=0)                          # (B, Tp)
     digits = [d for d in prompts.digits for _ in range(G)]
-    B = tok.shape[0]
-    real = tok != tasks.PAD
+    real = torch.zeros(B, S_max, dtype=torch.bool)                            # real tokens among the keys
+    real[:, :Tp] = tok != tasks.PAD
     all_experts = [experts.repeat_interleave(G, dim=0)] if experts is not None else []
     nxt_logits = logits[:, -1].repeat_interleave(G, dim=0)                   # (B, V)
     out_tokens, out_logp = [], []
@@ -146,18 +153,16 @@ def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_g
         if not bool(torch.isfinite(nxt_logits).all()):
             raise TrainingStopped("the policy's logits are not finite, so it cannot sample; the run stopped")
         logp_all = torch.log_softmax(nxt_logits, dim=-1)                      # (B, V)
-        t = torch.multinomial(logp_all.exp(), 1, generator=sample_gen).squeeze(-1)
-        t = torch.where(done, torch.full_like(t, tasks.PAD), t)
+        t = sample(logp_all.exp(), sample_gen).masked_fill_(done, tasks.PAD)
         out_tokens.append(t)
-        out_logp.append(torch.where(done, torch.zeros(B), logp_all.gather(-1, t.clamp_max(tasks.VOCAB - 1)
-                                                                          .unsqueeze(-1)).squeeze(-1)))
+        out_logp.append(logp_all.gather(-1, t.unsqueeze(-1)).squeeze(-1).masked_fill_(done, 0.0))
         done = done | (t == tasks.EOS)
         if step == cfg.max_new - 1 or bool(done.all()):
             break
-        is_real = t != tasks.PAD
-        pos = real.sum(-1, keepdim=True)                                      # next real position
-        real = torch.cat([real, is_real.unsqueeze(-1)], dim=1)
-        logits, cache, experts, _ = model(t.unsqueeze(-1), real, pos, cache)
+        S = Tp + step + 1                                                     # keys once t is read
+        pos = real[:, :S - 1].sum(-1, keepdim=True)                           # next real position
+        real[:, S - 1] = t != tasks.PAD
+        logits, _, experts, _ = model(t.unsqueeze(-1), real[:, :S], pos, cache)
         if experts is not None:
             all_experts.append(experts)
         nxt_logits = logits[:, -1]
@@ -172,29 +177,52 @@ def rollout(model: ToyPolicy, cfg: TrainConfig, prompts: tasks.Prompts, sample_g
     exp_in = None
     if all_experts:
         exp_in = torch.cat(all_experts, dim=1)                                # (B, Tp + n - 1, L, k)
-    rewards, exact, truncated, lengths = [], [], [], []
-    for i, row in enumerate(resp.tolist()):
-        r = [x for x in row if x != tasks.PAD]
-        value, ok = tasks.reward(cfg.task, digits[i], r, cfg.reward)
-        rewards.append(value)
-        exact.append(ok)
-        truncated.append(len(r) == 0 or r[-1] != tasks.EOS)
-        lengths.append(len(r))
-    return Rollout(seq, real_all, loss_mask, logp_old, exp_in, torch.tensor(rewards), torch.tensor(exact),
-                   torch.tensor(truncated), torch.tensor(lengths), digits)
+    rewards, exact, truncated, lengths = tasks.batch_rewards(cfg.task, prompts.digits, resp, cfg.reward)
+    return Rollout(seq, real_all, loss_mask, logp_old, exp_in, rewards, exact, truncated, lengths, digits)
+
+
+def sample(probs: Tensor, generator: torch.Generator) -> Tensor:
+    """One token per row of probs (B, V): torch.multinomial(probs, 1) as its CPU kernel draws it, argmax of p / q with
+    q ~ Exp(1) (the same tokens from the same generator state), without its validity checks (the caller checked the
+    logits finite)."""
+    return probs.div_(torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
 
 
 def sequence_logp(model: ToyPolicy, seq: Tensor, forced: Optional[Tensor] = None
                   ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:
-    """log π(seq[:, t+1] | seq[:, :t+1]) for every t: (B, T-1); also experts, load-balancing term, entropy."""
+    """log π(seq[:, t+1] | seq[:, :t+1]) for every t: (B, T-1); also experts, load-balancing term, entropy.
+
+    Only from the prompt's last token on (see response_start): before it both are 0, as the prompt's tokens are given,
+    not sampled, and no loss or metric reads them (the model skips what only they would need). Identical rows (answers
+    sampled alike, common once the policy is sure) are computed once and shared, gradients included; not with the MoE,
+    whose load balance counts every row's tokens."""
+    if forced is None and not model.cfg.moe:
+        rows, inverse = torch.unique(seq, dim=0, return_inverse=True)
+        if len(rows) < len(seq):
+            logp, experts, balance, entropy = row_logp(model, rows)
+            return logp[inverse], experts, balance, entropy[inverse]
+    return row_logp(model, seq, forced)
+
+
+def row_logp(model: ToyPolicy, seq: Tensor, forced: Optional[Tensor] = None
+             ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:
+    """sequence_logp for every row as it is."""
     inp = seq[:, :-1]
     real = inp != tasks.PAD
-    logits, _, experts, balance = model(inp, real, positions_of(real), forced=forced)
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, seq[:, 1:].clamp_max(tasks.VOCAB - 1).unsqueeze(-1)).squeeze(-1)
+    start = response_start(seq)
+    logits, _, experts, balance = model(inp, real, positions_of(real), forced=forced, start=start)
+    logp_all = torch.log_softmax(logits.transpose(0, 1), dim=-1)           # (T-1-start, B, V): the model's layout
+    logp = logp_all.gather(-1, seq[:, start + 1:].t().unsqueeze(-1)).squeeze(-1).t()    # (B, T-1-start)
     with torch.no_grad():                                    # a metric, not part of the loss
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, experts, balance, entropy
+        entropy = -(logp_all.exp() * logp_all).sum(-1).t()
+    return F.pad(logp, (start, 0)), experts, balance, F.pad(entropy, (start, 0))
+
+
+def response_start(seq: Tensor) -> int:
+    """The input position of the prompt's last token (SEP), whose logits give the first response token: prompts are
+    left-padded to one width and responses never hold SEP. 0 if seq holds no prompt."""
+    at = (seq[0] == tasks.SEP).nonzero()
+    return int(at[0]) if len(at) else 0
 
 
 def update_metrics(objective: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor,
@@ -216,6 +244,30 @@ def update_metrics(objective: str, logp: Tensor, logp_old: Tensor, advantages: T
         "log_ratio_std": M.log_ratio_std(delta, valid),
         "kl_old_new": M.kl_old_new(logp, logp_old, valid),
     }
+
+
+def flatten_parameters(model: torch.nn.Module) -> torch.nn.Parameter:
+    """One flat tensor holding every parameter of the model, each parameter now a view of its piece, and a flat
+    gradient the parameters' gradients are views of (backward adds into it; the caller zeroes it). Adam and the
+    gradient clipping then run one kernel on one tensor instead of one per parameter; the model computes as before."""
+    params = list(model.parameters())
+    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        p.grad = flat.grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat
+
+
+def clip_grad_norm(grad: Tensor, max_norm: float) -> Tensor:
+    """torch.nn.utils.clip_grad_norm_ for one flat gradient, in place and without its per-tensor bookkeeping: scale it
+    by min(1, max_norm / (‖grad‖ + 1e-6)); returns ‖grad‖ from before."""
+    norm = torch.linalg.vector_norm(grad)
+    grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
+    return norm
 
 
 HISTORY_RECENT = 1000      # a run's latest steps, one row each
@@ -305,8 +357,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = ToyPolicy(model_config(self.cfg))
         self.reference = copy.deepcopy(self.model).requires_grad_(False)
-        self._params = list(self.model.parameters())
-        self.optimizer = torch.optim.Adam(self._params, lr=self.cfg.lr, fused=True)
+        self._flat = flatten_parameters(self.model)
+        self.optimizer = torch.optim.Adam([self._flat], lr=self.cfg.lr, fused=True)
         self.prompt_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.sample_gen = torch.Generator().manual_seed(self.cfg.seed + 2)
         self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed + 3)
@@ -355,35 +407,39 @@ class Trainer:
                 ref_logp = sequence_logp(self.reference, ro.seq)[0]
         B = ro.seq.shape[0]
         order = torch.randperm(B, generator=self.shuffle_gen)
-        chunks = order.chunk(cfg.minibatches)
-        updated, changed, changed_n, grad_norms = [], 0.0, 0.0, []
-        for k, idx in enumerate(chunks):
-            m = mask[idx]
-            if m.sum() == 0:
+        # the answers in minibatch order, gathered once: each minibatch is a slice
+        seq, logp_old, adv_o, resp, mask_o = (t[order] for t in (ro.seq, ro.logp_old, adv, ro.resp, mask))
+        ref_o = None if ref_logp is None else ref_logp[order]
+        updated, changed, changed_n, grad_norms, end = [], 0.0, 0.0, [], 0
+        for k, idx in enumerate(order.chunk(cfg.minibatches)):
+            rows = slice(end, end + len(idx))
+            end = rows.stop
+            m = mask_o[rows]
+            if not m.any():
                 continue
             forced = ro.experts[idx] if (cfg.routing_replay and ro.experts is not None) else None
-            logp, experts, balance, entropy = sequence_logp(self.model, ro.seq[idx], forced)
+            logp, experts, balance, entropy = sequence_logp(self.model, seq[rows], forced)
             # the existence mask and the loss mask: filtered answers leave the sum but still exist (Dr.GRPO's L_max
             # is read from the existence mask when max_tokens is unset)
-            loss = objective_loss(cfg.objective, logp, ro.logp_old[idx], adv[idx], ro.resp[idx], self.settings,
-                                  None if ref_logp is None else ref_logp[idx], loss_mask=m)
+            loss = objective_loss(cfg.objective, logp, logp_old[rows], adv_o[rows], resp[rows], self.settings,
+                                  None if ref_o is None else ref_o[rows], loss_mask=m)
             if cfg.moe:
                 loss = loss + cfg.aux_coef * balance
             if not torch.isfinite(loss):
                 raise TrainingStopped(f"step {self.step_count + 1}, minibatch {k + 1}: the loss is {loss.item()}; "
                                       "the run stopped and kept its last good state")
-            self.optimizer.zero_grad(set_to_none=True)
+            self._flat.grad.zero_()
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+            norm = clip_grad_norm(self._flat.grad, cfg.grad_clip)
             if not torch.isfinite(norm):
-                self.optimizer.zero_grad(set_to_none=True)
+                self._flat.grad.zero_()
                 raise TrainingStopped(f"step {self.step_count + 1}, minibatch {k + 1}: the gradient norm is "
                                       f"{norm.item()}; the run stopped and kept its last good state")
             self.optimizer.step()
             grad_norms.append(float(norm))
             updated.append((idx, logp.detach(), entropy))
             if experts is not None and ro.experts is not None and forced is None:
-                inp_real = ro.seq[idx][:, :-1] != tasks.PAD
+                inp_real = seq[rows, :-1] != tasks.PAD
                 diff = (experts != ro.experts[idx]).any(-1).any(-1)           # (mb, T-1): any layer changed
                 changed += float((diff & inp_real).sum())
                 changed_n += float(inp_real.sum())
