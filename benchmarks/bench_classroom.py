@@ -2,7 +2,7 @@
 asserted by a test; run it and read the numbers.
 
 python benchmarks/bench_classroom.py [--quick] [--n 1,10,20] [--trainers 0,3] [--seconds 40] [--interval 3]
-                                     [--browsers 2] [--after 60,130]
+                                     [--browsers 2] [--after 60,130] [--pymalloc] [--server-env NAME=VALUE]
 
 Starts one `streamlit run app.py` on a free loopback port, with GSPO_VIZ_RUN_LOG set so that app.py appends each
 run's page and milliseconds to a file. For each number of training sessions T (default 0, then 3) and each number of
@@ -27,6 +27,11 @@ viewers editing while 3 sessions train, p95 at most 2× the single viewer's; aft
 gone and RSS within 20 % of the baseline. Streamlit keeps a closed tab's session for `server.disconnectedSessionTTL`
 (120 s) in case it reconnects, hence the default 130 s sample.
 
+The server starts with gspo_viz.ui.memory.SERVER_ENV (PYTHONMALLOC=malloc, MALLOC_ARENA_MAX=1; that module says
+why), the environment a class's server processes get. `--pymalloc` starts it with CPython's and glibc's defaults
+instead, to compare; `--server-env NAME=VALUE` adds or overrides a variable. The RSS lines after the pages close also
+give the anonymous part (heap and allocator arenas), where memory kept after a class is.
+
 All traffic goes to 127.0.0.1. Every wait has a timeout; the whole run stops after `--budget` seconds.
 """
 from __future__ import annotations
@@ -50,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server  # noqa: E402  (benchmarks/server.py: the app on a free port)
+from gspo_viz.ui.memory import SERVER_ENV  # noqa: E402
 
 C_LABEL = "Dual-Clip c"
 TIMEOUT = 30.0                                  # any single page load, edit or rerun
@@ -71,6 +77,14 @@ def thread_names(pid: int) -> str:
         except OSError:                     # the thread ended meanwhile
             pass
     return ", ".join(f"{n} × {k}" for n, k in names.most_common())
+
+
+def anon_mb(pid: int) -> float:
+    """The server's anonymous resident memory (heap, arenas, stacks; RssAnon in /proc/PID/status), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -456,13 +470,13 @@ async def main_async(args) -> None:
     A = negative_advantage()
     tmp = Path(tempfile.mkdtemp(prefix="gspo_classroom_"))
     log = RunLog(tmp / "runs.tsv")
-    proc, url = server.start(env={"GSPO_VIZ_RUN_LOG": str(log.path)})
+    proc, url = server.start(env={"GSPO_VIZ_RUN_LOG": str(log.path)} | args.server_env)
     monitor = Monitor(proc.pid)
     fresh = monitor.now()
     monitor.task = asyncio.create_task(monitor.run())
     values = Values()
     print(f"server {url} (pid {proc.pid}) on {os.cpu_count()} cores; fresh: RSS {fresh['rss_mb']:.0f} MB, "
-          f"{fresh['threads']} threads")
+          f"{fresh['threads']} threads; started with {' '.join(f'{k}={v}' for k, v in args.server_env.items())}")
     print(f"each phase: {args.seconds:.0f} s of edits, each viewer editing every {args.interval:g} s (±50 %); "
           f"Chromium pages among the N: {args.browsers}")
     trainers: list[Trainer] = []
@@ -482,8 +496,10 @@ async def main_async(args) -> None:
             await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/", timeout=10).read())  # as at the end
             await asyncio.sleep(0.5)
             base = monitor.now()
+            base_anon = anon_mb(proc.pid)
             print(f"after a warm-up session on the Token Lab and the Train page (the baseline): "
-                  f"RSS {base['rss_mb']:.0f} MB, {base['threads']} threads ({thread_names(proc.pid)})")
+                  f"RSS {base['rss_mb']:.0f} MB (anonymous {base_anon:.0f} MB), {base['threads']} threads "
+                  f"({thread_names(proc.pid)})")
             results: dict[tuple[int, int], dict] = {}
             for T in args.trainers:
                 if T:
@@ -516,12 +532,14 @@ async def main_async(args) -> None:
         for after in args.after:
             await asyncio.sleep(max(0.0, closed + after - time.monotonic()))
             s = monitor.now()
+            anon = anon_mb(proc.pid)
             # Starlette's thread pool (anyio) retires workers idle for 10 s only when it is next used: one GET /
             await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/", timeout=10).read())
             await asyncio.sleep(0.5)
             g = monitor.now()
             print(f"  {after:>4.0f} s later: RSS {s['rss_mb']:.0f} MB ({100 * (s['rss_mb'] / base['rss_mb'] - 1):+.0f} % "
-                  f"against the baseline), {s['threads']} threads, {g['threads']} after one GET / "
+                  f"against the baseline; anonymous {anon:.0f} MB, {anon - base_anon:+.0f}), {s['threads']} threads, "
+                  f"{g['threads']} after one GET / "
                   f"(baseline {base['threads']})")
         print(f"  threads left: {thread_names(proc.pid)}")
         verdict(args, results, base, monitor.now())
@@ -565,12 +583,20 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=3.0, help="seconds between one viewer's edits (mean)")
     ap.add_argument("--browsers", type=int, default=2, help="Chromium pages among the N editing viewers")
     ap.add_argument("--after", default=None, help="seconds after the pages close to read RSS and threads")
+    ap.add_argument("--pymalloc", action="store_true",
+                    help="start the server with the default allocators, not gspo_viz.ui.memory.SERVER_ENV")
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="one more environment variable for the server (repeatable), e.g. MALLOC_ARENA_MAX=2")
     ap.add_argument("--budget", type=float, default=1500, help="stop the whole run after this many seconds")
     args = ap.parse_args()
     args.n = [int(x) for x in (args.n or ("1,10" if args.quick else "1,10,20")).split(",")]
     args.trainers = [int(x) for x in args.trainers.split(",")]
     args.seconds = min(60.0, args.seconds or (15.0 if args.quick else 40.0))
     args.after = [float(x) for x in (args.after or ("20" if args.quick else "60,130")).split(",")]
+    if not all("=" in kv for kv in args.server_env):
+        ap.error("--server-env needs NAME=VALUE")
+    defaults = {"PYTHONMALLOC": "pymalloc"} if args.pymalloc else dict(SERVER_ENV)   # explicit: not inherited
+    args.server_env = defaults | dict(kv.split("=", 1) for kv in args.server_env)
     if not all(n >= 1 for n in args.n) or not all(0 <= t <= 16 for t in args.trainers) or args.interval <= 0:
         ap.error("--n needs counts ≥ 1, --trainers counts 0..16, --interval > 0")
     asyncio.run(asyncio.wait_for(main_async(args), args.budget))

@@ -7,7 +7,11 @@ seeded G×T group (benchmarks/bench_big_groups.big_group) and GRPO, GSPO and Dua
 a new value into one p_new cell of the tokens table, so every edit is a new scenario and a new set of cached views
 (the caches are process-wide, shared by every session of a server). After each edit: the process's resident memory
 (VmRSS). Printed: the memory before the first edit, after every 5th edit, the growth per edit over the last 20, and
-what gspo_viz.ui.cache says it holds (when the cache reports its size).
+what gspo_viz.ui.cache says it holds (when the cache reports its size). Then the cache is emptied and
+gspo_viz.ui.memory.release_memory() runs (as the cache's janitor does once the class has gone home): the memory
+printed then is what the process keeps, with this one session still open. The allocator of Python's small objects
+decides how much: run it once as it is and once with gspo_viz.ui.memory.SERVER_ENV's variables
+(PYTHONMALLOC=malloc MALLOC_ARENA_MAX=1 python benchmarks/bench_memory.py).
 """
 import argparse
 import logging
@@ -57,8 +61,11 @@ def main():
     at.session_state["version"] = at.session_state["version"] + 1
     at.toggle(key="ctl_edit_0").set_value(True).run()
     assert not at.exception, at.exception
+    from gspo_viz.ui.memory import pymalloc_in_use, release_memory
     start = rss_mb()
-    print(f"{G} × {T} tokens, GRPO + GSPO + Dual-Clip; RSS after loading the group: {start:.0f} MB", flush=True)
+    print(f"{G} × {T} tokens, GRPO + GSPO + Dual-Clip; Python's small objects from "
+          f"{'pymalloc' if pymalloc_in_use() else 'the C library (PYTHONMALLOC=malloc)'}; "
+          f"RSS after loading the group: {start:.0f} MB", flush=True)
     series, times = [], []
     for k in range(args.edits):
         key = f"tok_ed_{at.session_state['version']}_p"
@@ -82,7 +89,12 @@ def main():
         print(f"gspo_viz.ui.cache.CACHE: {len(CACHE)} entries, {CACHE.bytes / 2**20:.1f} MB estimated of a "
               f"{CACHE.budget / 2**20:.0f} MB budget")
     except ImportError:
-        pass
+        return
+    CACHE.clear()
+    release_memory()
+    kept = rss_mb()
+    print(f"after emptying the cache and release_memory(): RSS {kept:.0f} MB ({kept - start:+.0f} MB against the "
+          f"memory before the first edit)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gspo_viz.ui.memory import SERVER_ENV  # noqa: E402  (the allocators a server should start with: issue 9)
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 NO_NGINX = 3
 
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     procs: list[subprocess.Popen] = []
     # one cookie secret for all processes, so a cookie one of them signed is valid at the others
-    env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(32), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(32), PYTHONUNBUFFERED="1", **SERVER_ENV)
     try:
         ports = [free_port() for _ in range(args.processes)]
         conf = workdir / "nginx.conf"
