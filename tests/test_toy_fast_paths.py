@@ -17,14 +17,6 @@ from gspo_viz.toy.train import (TrainConfig, Trainer, clip_grad_norm, flatten_pa
                                 response_start, rollout, row_logp, sample, sequence_logp)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def plain_forward(model: ToyPolicy, tokens, key_mask, positions, forced=None):
     """The model as written plainly, batch-major: scaled_dot_product_attention with a (B, 1, T, S) mask and every
     expert on every token. Reads the model's own parameters (qkv's rows put back in (3, H, Dh) order)."""
