@@ -32,6 +32,7 @@ from ..core.settings import Settings
 from ..scenarios import Scenario, ScenarioError, ScenarioResult, parse_scenario, run_scenario
 from ..views.narrate import sentence
 from ..views.plots import heatmaps
+from .memory import release_memory
 
 CACHE_BUDGET_BYTES = 256 * 2**20   # every cached value of this process, all sessions together
 MAX_ENTRY_FRACTION = 0.25          # a value estimated above this share of the budget is computed but not kept
@@ -189,15 +190,6 @@ _NUMBERS = {float, int, bool, type(None)}
 CACHE = ByteLRU(CACHE_BUDGET_BYTES)
 
 
-def _release_memory() -> None:
-    """Give freed memory back to the system (glibc keeps it for reuse otherwise); a no-op elsewhere."""
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class Janitor:
     """Drops a cache's idle entries every `period` seconds, while it holds anything: when the class has gone home
     the server's memory goes back down. Its thread starts with the first kept value and ends when the cache is
@@ -219,9 +211,7 @@ class Janitor:
         while True:
             time.sleep(self.period)
             if self.cache.expire(self.idle):
-                import gc
-                gc.collect()
-                _release_memory()
+                release_memory()
             with self._lock:
                 if not len(self.cache):
                     self._thread = None
@@ -298,6 +288,10 @@ def objective_result(key: str, name: str | None) -> tuple[ScenarioResult, str]:
     """run_scenario and its sentence, for the scenario whose scenario_key() is `key`: computed once for all the
     scenarios that differ only in settings this objective does not read. Raises ScenarioError like run_scenario
     (errors are not cached)."""
+    return _objective_result(key, name, result_key(key, name))
+
+
+def _objective_result(key: str, name: str | None, rkey: tuple[str, str]) -> tuple[ScenarioResult, str]:
     scn = cached_scenario(key)
 
     def compute():
@@ -306,7 +300,7 @@ def objective_result(key: str, name: str | None) -> tuple[ScenarioResult, str]:
     # the cost counts the parsed scenario the result holds: it may outlive its own entry (the result is shared by
     # scenarios that differ in other objectives' settings), so it is counted in both (an overestimate, on the safe
     # side of the budget)
-    return CACHE.get_or_compute(("result",) + result_key(key, name), compute)
+    return CACHE.get_or_compute(("result",) + rkey, compute)
 
 
 def scenario_error(data: dict, objectives: list[str]) -> ScenarioError | None:
@@ -324,8 +318,9 @@ def scenario_error(data: dict, objectives: list[str]) -> ScenarioError | None:
 def objective_view(key: str, name: str, height: int, page: int = 0) -> ObjectiveView:
     """run_scenario + its two heatmaps (the responses of `page`, see views.plots.heatmap_plan) + its sentence.
     Raises ScenarioError like run_scenario (errors are not cached)."""
-    res, text = objective_result(key, name)
-    ratio, grad = CACHE.get_or_compute(("figures",) + result_key(key, name) + (height, page),
+    rkey = result_key(key, name)
+    res, text = _objective_result(key, name, rkey)
+    ratio, grad = CACHE.get_or_compute(("figures",) + rkey + (height, page),
                                        lambda: tuple(map(shared_figure, heatmaps(res, height, page))))
     return ObjectiveView(res, ratio, grad, text)
 
