@@ -12,6 +12,7 @@ from gspo_viz.toy import scheduler
 from gspo_viz.toy.session import (MAX_RUNS, PRESETS, Background, averaged_rows, curves, group_scenario, make_runs,
                                    metrics_frame, signal_groups, steps_per_second, summary_lines)
 from gspo_viz.toy.train import HISTORY_RECENT, TrainConfig, TrainConfigError
+from gspo_viz.ui.sessions import keep_while_open
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import ratio_heatmap, training_figure
@@ -93,6 +94,8 @@ if error:
 # The runs train on the server's shared scheduler (gspo_viz/toy/scheduler.py): a few training slots for every viewer,
 # the other sessions wait in line and take turns. This session's runs live in ss.train_bg; the page only draws.
 ss.setdefault("train_bg", None)
+if ss.train_bg is not None and ss.train_bg.released:   # never seen by a page in practice: its session was gone
+    ss.train_bg = None
 bg = ss.train_bg
 if bg is not None:
     bg.beat()                                       # the page is watching (back after a quiet spell: rejoin the line)
@@ -103,6 +106,7 @@ def fresh_runs() -> Background:
     if ss.train_bg is not None:
         ss.train_bg.pause()
     ss.train_bg = Background(make_runs(base, specs))
+    keep_while_open(ss.train_bg)                    # its trainers are let go when this tab is closed for good
     return ss.train_bg
 
 
@@ -227,8 +231,13 @@ def live():
 live()
 
 # ------------------------------------------------------------------------------------------------ samples
-runs = bg.runs if bg is not None else None
-if runs and any(r.trainer.last_rollout is not None for r in runs):
+def samples(bg) -> None:
+    """The sample viewer and the downloads. A function, so that its names (the runs, one run, the metrics) are
+    not globals of the page: the fragments above keep those globals as long as the server keeps the session, and
+    the runs must go when their tab has closed for good (toy/lifetime.py)."""
+    runs = bg.runs if bg is not None else None
+    if not runs or all(r.trainer.last_rollout is None for r in runs):
+        return
     st.subheader("Sample viewer: one prompt's G answers at the current step")
     st.caption("Drawn when the page last ran in full (any click); pause to inspect the latest step.")
     s1, s2 = st.columns(2)
@@ -271,3 +280,6 @@ if runs and any(r.trainer.last_rollout is not None for r in runs):
     settings = [{"label": r.label} | dataclasses.asdict(r.trainer.cfg) for r in runs]
     dl2.download_button("Download the settings (JSON)", json.dumps(settings, indent=1), file_name="train_settings.json",
                         mime="application/json", icon=":material/download:")
+
+
+samples(bg)

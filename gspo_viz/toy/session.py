@@ -372,6 +372,7 @@ class Background(sched.Job):
             raise ValueError(f"at most {MAX_RUNS} runs side by side, got {len(runs)}")
         self.runs = runs
         self.scheduler = scheduler if scheduler is not None else sched.shared()
+        self.released: Optional[str] = None   # why the runs were let go (toy/lifetime.py); None while they are kept
 
     # the scheduler's side
     def round(self) -> None:
@@ -407,3 +408,11 @@ class Background(sched.Job):
         """One step of every run on a training slot, waiting for one if need be (the Single step button)."""
         self.beat()
         self.scheduler.run_once(self)
+
+    def release(self, why: str) -> None:
+        """Leave the scheduler and let go of the runs (their models, optimizers and histories), for good: the
+        session that owned them is gone (toy/lifetime.py)."""
+        self.scheduler.withdraw(self, "released")
+        with self.lock:
+            self.runs = []
+            self.released = why
