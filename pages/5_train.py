@@ -15,7 +15,8 @@ from gspo_viz.toy.train import HISTORY_RECENT, TrainConfig, TrainConfigError
 from gspo_viz.ui.sessions import keep_while_open
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import PLOT_ARGS
-from gspo_viz.views.plots import ratio_heatmap, training_figure
+from gspo_viz.views.plots import ratio_heatmap
+from gspo_viz.views.training import training_figure
 
 require_app()
 ss = st.session_state

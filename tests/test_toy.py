@@ -233,7 +233,7 @@ def test_curves_average_buckets_of_steps_once_a_run_is_long():
 
 def test_training_figure_one_panel_per_metric_with_the_values():
     import plotly.graph_objects as go
-    from gspo_viz.views.plots import training_figure
+    from gspo_viz.views.training import training_figure
     panels = [("mean reward", False, {"GRPO": ([1, 2], [0.1, 0.2]), "GSPO": ([1, 2], [0.3, 0.4])}),
               ("KL", True, {"GRPO": ([1, 2], [1e-3, 2e-3]), "GSPO": ([1, 2], [1e-4, 2e-4])})]
     fig = training_figure(panels, {"GRPO": "#111111", "GSPO": "#222222"}, {"GSPO": "dash"}, columns=3)

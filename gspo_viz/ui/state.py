@@ -14,6 +14,7 @@ import streamlit as st
 from ..scenarios.files import ScenarioError, brief, parse_scenario
 from ..scenarios.urlstate import decode_controls, decode_scenario, encode_scenario
 from ..views.text import plain_text
+from .talk import TALK, in_talk
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_EXAMPLE = "default_group.json"
@@ -92,6 +93,7 @@ def boot() -> None:
         return
     ss.booted = True
     qp = st.query_params
+    ss.mode = TALK if qp.get("mode") == TALK else None
     data = None
     try:
         data = _scenario_from_link(qp)
@@ -110,6 +112,8 @@ def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
     """
     ss = st.session_state
     value = ss.ctl.get(key, default)
+    if in_talk():                     # the scene's value, and no widget: a talk has no editing controls
+        return value
     wkey = f"ctl_{key}_{ss.ctl_version}"
     try:
         out = make(value, wkey)

@@ -12,6 +12,7 @@ from ..scenarios.files import MAX_FILE_BYTES, ScenarioError, cut, loads_bytes, p
 from ..views.style import clip_legend as legend_lines
 from ..views.text import plain_text, safe_markdown
 from .state import example_files, flash, read_example, set_scenario
+from .talk import in_talk
 
 OBJECTIVE_NAMES = list(NAMES)
 # What the ε boxes and c show while a scenario leaves them unset and every objective uses the same ε
@@ -85,6 +86,8 @@ def settings_controls() -> None:
     """ε's, c, advantage and KL controls that edit the scenario's settings; a bad value shows its message inline
     and is not applied (the charts keep the last valid settings)."""
     ss = st.session_state
+    if in_talk():                     # a talk shows the scene's settings and has no editing controls
+        return
     current = dict(ss.scenario.get("settings", {}))
     # what an unset knob shows: the core's common defaults; a value the scenario sets (0.0 included) is shown as set
     shown = COMMON_DEFAULTS | {"eps": SHOWN_EPS, "dual_clip_c": _shown_c()}
