@@ -5,16 +5,18 @@ where comes from its attributes (level, knobs, defaults, has_surrogate, clip_for
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario
-from gspo_viz.core.curves import clip_band, clip_curve, ratio_axis, same_curves, zoom_axis
+from gspo_viz.core.curves import clip_band, clip_curve, ratio_axis, reach_axis, same_curves, zoom_axis
 from gspo_viz.core.settings import Settings
 from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
 from gspo_viz.ui.state import control, require_app
+from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import clip_explorer_figure
 from gspo_viz.views.style import fmt
 
 require_app()
 
+TALK = in_talk()   # a talk's scene: no title, no settings, the marked token's curves first and nothing else
 TOKEN_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "token"]
 SEQUENCE_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "sequence"]
 
@@ -45,7 +47,8 @@ def knob_controls(name: str, table: dict, number_box: bool = False) -> Settings:
     """One widget per knob of the objective that has a numeric default, seeded with that default; the objective's
     header above them. Returns the objective's Settings."""
     obj = OBJECTIVES[name]
-    st.markdown(f"<span style='color:{obj.color};font-weight:600'>■ {obj.title}</span>", unsafe_allow_html=True)
+    if not TALK:
+        st.markdown(f"<span style='color:{obj.color};font-weight:600'>■ {obj.title}</span>", unsafe_allow_html=True)
     values, notes = {}, []
     for knob in obj.knobs:
         default = obj.defaults.get(knob)
@@ -61,7 +64,7 @@ def knob_controls(name: str, table: dict, number_box: bool = False) -> Settings:
             else:
                 values[knob] = control(f"ce_{name}_{knob}", lambda v, k: st.slider(
                     label, lo, hi, float(v), step, key=k), float(default))
-    if notes:
+    if notes and not TALK:
         st.caption("; ".join(notes) + ".")
     return Settings(**values)
 
@@ -92,17 +95,22 @@ def strip_legend(curves: dict, sign: float) -> None:
                     + "</div>", unsafe_allow_html=True)
 
 
-st.title("Clip Explorer")
-st.caption("Where does each objective stop learning? The per-token term (left) and its gradient weight "
-           "∂term/∂log π_θ (right) against the ratio, for one token with A = +1 and A = −1. The coloured strips "
-           "along the top of each plot mark where that objective's gradient is exactly 0; the line under each pair "
-           "of plots says which strip is which objective.")
+if not TALK:
+    st.title("Clip Explorer")
+    st.caption("Where does each objective stop learning? The per-token term (left) and its gradient weight "
+               "∂term/∂log π_θ (right) against the ratio, for one token with A = +1 and A = −1. "
+               "The coloured strips "
+               "along the top of each plot mark where that objective's gradient is exactly 0; the line under each pair "
+               "of plots says which strip is which objective.")
 
 chosen = control("ce_objectives", lambda v, k: st.multiselect(
     "Token-level objectives (their clip acts on the token ratio r)", TOKEN_LEVEL, default=v, key=k,
     format_func=lambda n: OBJECTIVES[n].title), TOKEN_LEVEL)
-with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=False):
-    SETTINGS = in_columns(chosen, 4, lambda n: knob_controls(n, KNOB_SLIDERS))
+if TALK:
+    SETTINGS = {n: knob_controls(n, KNOB_SLIDERS) for n in chosen}    # the scene's values, nothing drawn
+else:
+    with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=False):
+        SETTINGS = in_columns(chosen, 4, lambda n: knob_controls(n, KNOB_SLIDERS))
 x_max = control("ce_xmax", lambda v, k: st.slider("Ratio axis up to", 1.5, 12.0, v, 0.5, key=k), 4.0)
 
 # A token of the current scenario, marked on the curves.
@@ -112,7 +120,7 @@ marked = control("ce_token", lambda v, k: st.selectbox(
     "Mark a token of the current scenario", list(range(len(choices))), index=min(v, len(choices) - 1), key=k,
     format_func=lambda j: f"response {choices[j][0] + 1}, t = {choices[j][1] + 1}: "
                           f"“{scenario.responses[choices[j][0]].tokens[choices[j][1]]}”"), 0)
-i, t = choices[marked]
+i, t = choices[min(max(int(marked), 0), len(choices) - 1)]   # a talk's scene value is not checked by a widget
 key = scenario_key(st.session_state.scenario)
 r_tok, A, s_i, tok_ratios = None, 0.0, None, []
 try:
@@ -180,46 +188,63 @@ def panel(curves: dict, sign: float, x_title: str, marker_x, what: str, tag: str
     strip_legend(curves, sign)
 
 
-for sign, label in ((1.0, "A > 0 (a better-than-average answer)"), (-1.0, "A < 0 (a worse-than-average answer)")):
+SIDES = ((1.0, "A > 0 (a better-than-average answer)"), (-1.0, "A < 0 (a worse-than-average answer)"))
+if TALK and r_tok is not None and A != 0:     # a talk shows the side the marked token is on, and only that
+    SIDES = tuple(s for s in SIDES if (s[0] > 0) == (A > 0))
+for sign, label in SIDES:
     st.subheader(label)
     if chosen:
         panel(curves[sign], sign, "token ratio r", r_tok, "token", "tok")
 
 # ------------------------------------------------------------------------------------ sequence-level objectives
-st.subheader("On their own scale: objectives that clip the sequence ratio s_i")
-SEQ_SETTINGS = in_columns(SEQUENCE_LEVEL, 4, lambda n: knob_controls(n, SEQ_KNOB_INPUTS, number_box=True))
-seq_bands = {n: clip_band(n, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
-tok_bands = {n: clip_band(n, SETTINGS[n]) for n in chosen}
-tok_bands = {n: b for n, b in tok_bands.items() if b is not None}
-saxis = zoom_axis([b for b in seq_bands.values() if b is not None])
-seq_text = "; ".join(f"{OBJECTIVES[n].title} clips s_i to [{num(b.low)}, {num(b.high)}], a band {num(b.width)} wide"
-                     for n, b in seq_bands.items() if b is not None)
-tok_text = ", ".join(f"{OBJECTIVES[n].title}'s [{num(b.low)}, {num(b.high)}] ({num(b.width)} wide)"
-                     for n, b in tok_bands.items())
-caption = seq_text + "." + (f" On the token ratio r, at the settings above: {tok_text}." if tok_text else "")
-if s_i is not None and tok_ratios:
-    caption += (f" s_i is the geometric mean of the response's token ratios, so it lies between the smallest and the "
-                f"largest of them: for the marked response, r from {fmt(min(tok_ratios))} to "
-                f"{fmt(max(tok_ratios))}, s_i = {fmt(s_i)}.")
-st.caption(caption)
-seq_curves = {sign: {n: cached_clip_curve(n, saxis.grid, sign, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
-              for sign in (1.0, -1.0)}
-seq_same = same_curves({n: [seq_curves[s][n].value for s in seq_curves] + [seq_curves[s][n].grad for s in seq_curves]
-                        for n in SEQUENCE_LEVEL})
-seq_notes = [f"{OBJECTIVES[n].title}'s curves lie exactly on {OBJECTIVES[m].title}'s at these settings: for a "
-             "one-token response they are the same function of s_i." for n, m in seq_same.items()]
-on_axis = s_i is not None and saxis.low <= s_i <= saxis.high
-if s_i is not None and A != 0 and not on_axis:
-    sgn = 1.0 if A > 0 else -1.0
-    zero = [OBJECTIVES[n].title for n in SEQUENCE_LEVEL
-            if clip_curve(n, [s_i], sgn, SEQ_SETTINGS[n]).grad[0] == 0]
-    seq_notes.append(f"The marked response's s_i = {fmt(s_i)} lies off this zoom on the bands "
-                     f"([{num(saxis.low)}, {num(saxis.high)}]); with its A {'>' if A > 0 else '<'} 0 the gradient "
-                     + (f"there is exactly 0 under {', '.join(zero)}." if zero else
-                        "there is not 0 under any of them."))
-if seq_notes:
-    st.caption(" ".join(seq_notes))
-for sign in (1.0, -1.0):
-    panel(seq_curves[sign], sign, "sequence ratio s_i", s_i if on_axis else None, "response", "seq")
-st.caption("Each point of these curves is a one-token response, so r = s_i there. The gradient curves show s_i·A_i: "
-           "in a longer response every one of its |y_i| tokens gets s_i·A_i times (1/G)·(1/|y_i|).")
+def sequence_section() -> None:
+    """The sequence-level objectives on their own scale (s_i), with the marked response."""
+    st.subheader("On their own scale: objectives that clip the sequence ratio s_i")
+    SEQ_SETTINGS = in_columns(SEQUENCE_LEVEL, 4, lambda n: knob_controls(n, SEQ_KNOB_INPUTS, number_box=True))
+    seq_bands = {n: clip_band(n, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
+    tok_bands = {n: clip_band(n, SETTINGS[n]) for n in chosen}
+    tok_bands = {n: b for n, b in tok_bands.items() if b is not None}
+    saxis = zoom_axis([b for b in seq_bands.values() if b is not None])
+    seq_text = "; ".join(f"{OBJECTIVES[n].title} clips s_i to [{num(b.low)}, {num(b.high)}], a band {num(b.width)} wide"
+                         for n, b in seq_bands.items() if b is not None)
+    tok_text = ", ".join(f"{OBJECTIVES[n].title}'s [{num(b.low)}, {num(b.high)}] ({num(b.width)} wide)"
+                         for n, b in tok_bands.items())
+    caption = seq_text + "." + (f" On the token ratio r, at the settings above: {tok_text}." if tok_text else "")
+    if s_i is not None and tok_ratios:
+        caption += (f" s_i is the geometric mean of the response's token ratios, so it lies between the smallest "
+                    f"and the "
+                    f"largest of them: for the marked response, r from {fmt(min(tok_ratios))} to "
+                    f"{fmt(max(tok_ratios))}, s_i = {fmt(s_i)}.")
+    st.caption(caption)
+    seq_curves = {sign: {n: cached_clip_curve(n, saxis.grid, sign, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
+                  for sign in (1.0, -1.0)}
+    seq_same = same_curves({n: [seq_curves[s][n].value for s in seq_curves]
+                            + [seq_curves[s][n].grad for s in seq_curves] for n in SEQUENCE_LEVEL})
+    seq_notes = [f"{OBJECTIVES[n].title}'s curves lie exactly on {OBJECTIVES[m].title}'s at these settings: for a "
+                 "one-token response they are the same function of s_i." for n, m in seq_same.items()]
+    on_axis = s_i is not None and saxis.low <= s_i <= saxis.high
+    off_axis = s_i is not None and A != 0 and not on_axis     # the marked response gets a wider axis of its own
+    if off_axis:
+        seq_notes.append(f"The marked response's s_i = {fmt(s_i)} lies off this zoom on the bands "
+                         f"([{num(saxis.low)}, {num(saxis.high)}]): the two plots after these reach it.")
+    if seq_notes:
+        st.caption(" ".join(seq_notes))
+    for sign in (1.0, -1.0):
+        panel(seq_curves[sign], sign, "sequence ratio s_i", s_i if on_axis else None, "response", "seq")
+    if off_axis:
+        sgn = 1.0 if A > 0 else -1.0
+        waxis = reach_axis([b for b in seq_bands.values() if b is not None], (s_i,))
+        wide = {n: cached_clip_curve(n, waxis.grid, sgn, SEQ_SETTINGS[n]) for n in SEQUENCE_LEVEL}
+        zero = [OBJECTIVES[n].title for n in SEQUENCE_LEVEL
+                if clip_curve(n, [s_i], sgn, SEQ_SETTINGS[n]).grad[0] == 0]
+        st.markdown(f"**The marked response on a wider axis** (s_i from {num(waxis.low)} to {num(waxis.high)}, "
+                    f"A {'>' if A > 0 else '<'} 0): at s_i = {fmt(s_i)} the gradient "
+                    + (f"is exactly 0 under {', '.join(zero)}." if zero else "is not 0 under any of them.")
+                    + " The bands are too narrow to see at this scale: the plots above zoom on them.")
+        panel(wide, sgn, "sequence ratio s_i", s_i, "response", "wide")
+    st.caption("Each point of these curves is a one-token response, so r = s_i there. The gradient curves show "
+               "s_i·A_i: in a longer response every one of its |y_i| tokens gets s_i·A_i times (1/G)·(1/|y_i|).")
+
+
+if not TALK:
+    sequence_section()

@@ -119,7 +119,7 @@ seq_name = control("la_seq", lambda v, k: e0.selectbox(
 seq_cfg = eps_controls(seq_name, (e1, e2), number_box=True)
 L2 = control("la_L2", lambda v, k: e3.slider("lengths up to ", 4, 512, v, 4, key=k), 128)
 TOK, SEQ = OBJECTIVES[tok_name], OBJECTIVES[seq_name]
-lens2 = list(range(1, L2 + 1, max(1, L2 // 128)))
+lens2 = sorted(set(range(1, L2 + 1, max(1, L2 // 128))) | {L2})   # the chosen length itself: the numbers below
 tok_lo, tok_hi = sequence_ratio_band(lens2, tok_cfg.eps_low, tok_cfg.eps_high)
 seq_lo, seq_hi = sequence_ratio_band(lens2, seq_cfg.eps_low, seq_cfg.eps_high)
 band_series = {
@@ -214,11 +214,14 @@ if o_cache > o_max:
     st.error(f"L_cache ({o_cache}) must not exceed L_max ({o_max}); the chart keeps L_cache = L_max.",
              icon=":material/error:")
     o_cache = o_max
-lens4 = list(range(0, int(o_max * 1.15) + 1, max(1, o_max // 200)))
+free = overlong_free_until(o_max, o_cache)
+# the ramp's two corners exactly (L_max − L_cache and L_max), not the nearest sampled lengths
+lens4 = sorted(set(range(0, int(o_max * 1.15) + 1, max(1, o_max // 200))) | {free, o_max})
 pen = overlong_curve(lens4, o_max, o_cache)
 st.plotly_chart(lines_figure(lens4, {"R_length": pen}, "reward added for a response of length |y|", "length |y|",
                              "penalty", colors={"R_length": "#555555"}), **PLOT_ARGS, key="overlong")
-st.markdown(f"No penalty up to L_max − L_cache = **{overlong_free_until(o_max, o_cache)}** tokens, then a linear ramp "
-            f"((L_max − L_cache) − |y|)/L_cache down to −1 at L_max = **{o_max}**, and −1 beyond: enough to cancel a "
-            "correct answer's reward of 1. DAPO's setting is L_max = 20480 with L_cache = 4096 (its 16,384 expected "
-            "tokens + 4,096 of cache); truncated answers can also be masked out altogether (overlong filtering).")
+st.markdown(f"No penalty up to L_max − L_cache = **{free}** tokens, then a linear ramp "
+            f"((L_max − L_cache) − |y|)/L_cache down to −1 at L_max = **{o_max}**, and −1 beyond: enough to "
+            "cancel a correct answer's reward of 1. DAPO's setting is L_max = 20480 with L_cache = 4096 (its "
+            "16,384 expected tokens + 4,096 of cache); truncated answers can also be masked out altogether "
+            "(overlong filtering).")

@@ -3,43 +3,47 @@ beside the right ones. Layout only: the steps come from gspo_viz.views.steps."""
 import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
-from gspo_viz.views.steps import autograd_step, seed_mistakes, token_steps
-from gspo_viz.ui.state import control, example_files, read_example, require_app, set_scenario
-from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, title_of
+from gspo_viz.views.steps import autograd_step, plain_powers, seed_mistakes, token_steps
+from gspo_viz.ui.state import DEFAULT_EXAMPLE, control, example_files, require_app
+from gspo_viz.ui.talk import in_talk
+from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, preset_picker
+from gspo_viz.views.text import plain_text, safe_markdown  # a shared scenario's text: no remote images, no raw HTML
 
 require_app()
 
 ss = st.session_state
-st.title("Formula Checker")
-st.caption("Pick an objective, a response and a token: every step from probabilities to the gradient weight, with "
-           "the numbers substituted so you can redo it with a calculator. The last line is autograd's answer.")
-
-with st.container(border=True):
-    st.markdown("**Worked examples** from the source articles (shared/seeds), with notes on what they get right "
-                "and wrong:")
-    w1, w2 = st.columns([4, 1])
-    examples = [p for p in example_files() if p.name != "default_group.json"]
-    pick = w1.selectbox("Worked example", examples, format_func=title_of, label_visibility="collapsed",
-                        key=f"fc_example_{ss.version}")
-    if w2.button("Load it", icon=":material/school:"):
-        set_scenario(read_example(str(pick)))
-        st.rerun()
+TALK = in_talk()   # a talk's scene: the token and its steps, no title, no pickers, no notes
+if not TALK:
+    st.title("Formula Checker")
+    st.caption("Pick an objective, a response and a token: every step from probabilities to the gradient weight, "
+               "with the numbers substituted so you can redo it with a calculator. The last line is autograd's "
+               "answer.")
+    with st.container(border=True):
+        st.markdown("**Worked examples** from the source articles (shared/seeds), with notes on what they get "
+                    "right and wrong:")
+        w1, w2 = st.columns([4, 1])
+        preset_picker("Worked example", [p for p in example_files() if p.name != DEFAULT_EXAMPLE], "fc_example",
+                      "Load it", ":material/school:", what="worked example", where=w1, button_where=w2,
+                      label_visibility="collapsed")
 
 scenario = parse_scenario(ss.scenario)
 default_obj = scenario.settings.objective
-c1, c2, c3 = st.columns(3)
+c1, c2, c3 = (None, None, None) if TALK else st.columns(3)   # talk: control() draws no widget
 name = control("fc_objective", lambda v, k: c1.selectbox("Objective", OBJECTIVE_NAMES, index=OBJECTIVE_NAMES.index(v),
                                                          key=k, format_func=lambda n: OBJECTIVES[n].title),
                default_obj)
 i = control("fc_response", lambda v, k: c2.selectbox("Response", list(range(len(scenario.responses))),
                                                      index=min(v, len(scenario.responses) - 1), key=k,
                                                      format_func=lambda j: f"response {j + 1}"), 0)
+i = min(max(int(i), 0), len(scenario.responses) - 1)   # a talk's scene value is not checked by a widget
 tokens = scenario.responses[i].tokens
 t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens))), index=min(v, len(tokens) - 1),
                                                   key=k, format_func=lambda j: f"t = {j + 1}: “{tokens[j]}”"), 0)
 
-if scenario.notes:
-    from gspo_viz.views.text import safe_markdown  # a shared scenario's text: no remote images, no raw HTML
+t = min(max(int(t), 0), len(tokens) - 1)
+if TALK:    # the pickers are hidden: say which token the steps are for
+    st.markdown(f"**Response {i + 1}, token t = {t + 1}: “{plain_text(tokens[t])}”**")
+elif scenario.notes:
     with st.expander(safe_markdown(f"Notes: {scenario.title}"), expanded=True):
         st.markdown(safe_markdown(scenario.notes))
 
@@ -53,7 +57,7 @@ else:
         left, right = st.columns([1, 3])
         left.markdown(f"**{k}.** {step.label}")
         right.latex(step.latex)
-    st.caption("Conventions: " + "; ".join(res.conventions))
+    st.caption("Conventions: " + plain_powers("; ".join(res.conventions)))
 
     mistakes = seed_mistakes(res, i, t)
     if mistakes:
@@ -63,7 +67,7 @@ else:
                 st.markdown(f"**{m.title}** · {m.source}")
                 wrong, right = st.columns(2)
                 wrong.markdown(":red[**as written**]")
-                wrong.latex(m.wrong_latex + f" = {m.wrong_value:.6g}")
+                wrong.latex(m.wrong_formula)
                 right.markdown(":green[**right**]")
-                right.latex(m.right_latex + f" = {m.right_value:.6g}")
+                right.latex(m.right_formula)
                 st.caption(m.why)

@@ -147,5 +147,7 @@ def test_clip_explorer_marked_token_inside_the_curves():
         assert marker and marker[0]["x0"] == pytest.approx(8.0)
     # the strip legend names each strip's objective, in the strips' order
     legend = [m.value for m in at.markdown if "Strips along the top" in m.value]
-    assert len(legend) == 4 and "1. " in legend[0] and "GRPO" in legend[0] and "CISPO: none" in legend[0]
+    # one under each pair of plots: token level A > 0, A < 0, sequence level A > 0, A < 0, and the marked response's
+    # s = 1.6758 on a wider axis (it lies off the zoom on GSPO's band)
+    assert len(legend) == 5 and "1. " in legend[0] and "GRPO" in legend[0] and "CISPO: none" in legend[0]
     assert "the gradient is exactly 0 under **Dual-Clip PPO**" in texts(at)

@@ -80,6 +80,18 @@ def zoom_axis(bands: list["Band"], factor: float = 5.0, min_half: float = 1e-3, 
     return Axis((1.0, half, n, 1e-3), lo, hi, False)
 
 
+def reach_axis(bands: list["Band"], marks: tuple[float, ...], margin: float = 0.1, n: int = 801) -> Axis:
+    """A grid from the clip bands to every marked ratio, for a mark that zoom_axis's view of the bands leaves out:
+    it spans [min, max] of the bands' bounds, 1 and the marks, plus `margin` × that span on each side (below, never
+    past half the smallest point, so the ratio stays positive)."""
+    marks = tuple(m for m in marks if m is not None and math.isfinite(m) and m > 0)
+    points = [1.0] + [b.low for b in bands] + [b.high for b in bands] + list(marks)
+    lo, hi = min(points), max(points)
+    pad = margin * (hi - lo)
+    lo, hi = max(lo - pad, lo / 2), hi + pad
+    return Axis(((lo + hi) / 2, (hi - lo) / 2, n, lo), lo, hi, True)
+
+
 @dataclass(frozen=True)
 class Band:
     low: float    # the clip range [low, high] on the ratio the objective's clip acts on (r or s)

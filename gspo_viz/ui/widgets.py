@@ -28,6 +28,52 @@ def title_of(path: Path) -> str:
     return read_example(str(path)).get("title") or path.stem
 
 
+# A preset picker's first entry while the scenario is none of its presets (a string, never a preset's Path).
+CURRENT = "current scenario"
+
+
+def loaded_preset(scenario: dict, files: list[Path]) -> Path | None:
+    """The preset whose file holds exactly this scenario (it was loaded and not changed since), or None."""
+    title = scenario.get("title")
+    for path in files:
+        data = read_example(str(path))
+        if data.get("title") == title and data == scenario:
+            return path
+    return None
+
+
+def current_label(scenario: dict, what: str) -> str:
+    """How a picker of presets names a current scenario that is not one of its entries, the state first (a narrow
+    sidebar cuts the end): 'Current, edited: <title>' when it carries a preset's title but not that preset's content
+    (changed in the tables, the settings or a link), else 'Current, not a <what>: <title>' (an import, a sampled
+    group, a link, or a preset the picker does not list)."""
+    title = scenario.get("title")
+    edited = any(title_of(p) == title for p in example_files()) and loaded_preset(scenario, example_files()) is None
+    return f"Current, {'edited' if edited else f'not a {what}'}: {cut(title or '(untitled scenario)', 60)}"
+
+
+def preset_picker(label: str, files: list[Path], key: str, button: str, icon: str, what: str, where=st,
+                  button_where=None, **selectbox_args) -> None:
+    """A selectbox of presets (in `where`) and a button (in `button_where`, default the same) that loads the one
+    picked. The selectbox shows the preset that is loaded; when the scenario is not one of `files` (edited,
+    imported, sampled, from a link), its first entry names the current scenario and says so, and the button waits
+    for a preset to be picked."""
+    ss = st.session_state
+    loaded = loaded_preset(ss.scenario, files)
+    options = list(files) if loaded is not None else [CURRENT] + list(files)
+    current = current_label(ss.scenario, what) if loaded is None else ""
+    # A new widget whenever the scenario is replaced (ss.version) or becomes, or stops being, a preset: Streamlit
+    # keeps a keyed selectbox's choice whatever `index` says, so the key is what makes it show the loaded one.
+    state = loaded.stem if loaded is not None else "current"
+    choice = where.selectbox(label, options, index=options.index(loaded) if loaded is not None else 0,
+                             format_func=lambda p: current if p == CURRENT else title_of(p),
+                             key=f"{key}_{ss.version}_{state}", **selectbox_args)
+    if (button_where or where).button(button, key=f"load_{key}", icon=icon, disabled=choice == CURRENT,
+                                      help=f"Pick a {what} to load it." if choice == CURRENT else None):
+        set_scenario(read_example(str(choice)))
+        st.rerun()
+
+
 def _import(upload) -> None:
     """An uploaded scenario file becomes the scenario, or its one-line message shows under the uploader (the file
     is read by the command line's rules: at most 2 MB, UTF-8, valid JSON, a valid scenario)."""
@@ -55,11 +101,7 @@ def scenario_sidebar() -> None:
     with st.sidebar:
         st.subheader("Scenario")
         st.caption(safe_markdown(ss.scenario.get("title") or "(untitled scenario)"))
-        files = example_files()
-        choice = st.selectbox("Preset", files, format_func=title_of, key=f"preset_{ss.version}")
-        if st.button("Load preset", key="load_preset", icon=":material/folder_open:"):
-            set_scenario(read_example(str(choice)))
-            st.rerun()
+        preset_picker("Preset", example_files(), "preset", "Load preset", ":material/folder_open:", what="preset")
         upload = st.file_uploader(f"Import a scenario file (JSON, at most {MAX_FILE_BYTES / 1e6:g} MB)", type=["json"],
                                   key=f"upload_{ss.version}",
                                   help=f"A file over {MAX_FILE_BYTES / 1e6:g} MB, not UTF-8 or not a valid scenario "

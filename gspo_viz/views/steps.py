@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,7 +21,57 @@ from ..core.objectives import OBJECTIVES
 from ..core.objectives.base import CLIP_NAMES, Step, Token, n
 from ..scenarios.run import ScenarioResult
 
-__all__ = ["Step", "Mistake", "token_steps", "autograd_step", "token_context", "hover_texts", "seed_mistakes"]
+__all__ = ["Step", "Mistake", "token_steps", "autograd_step", "token_context", "hover_texts", "seed_mistakes",
+           "typeset", "plain_powers"]
+
+# A number as Python prints it in scientific notation (f"{x:.6g}" gives "1e-06", "-2.5e+12"), not inside a name
+# or a command (the lookarounds keep "\\theta", "x2e5" and "1.5e-3x" alone).
+_SCI = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)e([+-]?)(\d+)(?![\w.])")
+# \bar followed by its argument: {…}, a command such as \Delta, or one character.
+_BAR = re.compile(r"\\bar(?![A-Za-z])\s*(\{[^{}]*\}|\\[A-Za-z]+|[A-Za-z0-9])")
+# \text{…} (no nested braces): words, whose numbers stay as they are written
+_TEXT = re.compile(r"(\\text\{[^{}]*\})")
+
+
+# Where a × inside a number cannot be read as binding to a neighbour: next to these (spaces aside) a number in
+# scientific notation needs no parentheses; elsewhere (after \ln, around /, ...) it gets them.
+_FREE_BEFORE = ("", "=", "+", "-", "(", "{", "[", ",", r"\cdot", r"\quad")
+_FREE_AFTER = ("", "=", "+", "-", ")", "}", "]", ",", r"\cdot", r"\quad")
+
+
+def _sci(m: re.Match) -> str:
+    mantissa, sign, exponent = m.group(1), m.group(2), int(m.group(3))
+    power = rf"{mantissa} \times 10^{{{'-' if sign == '-' else ''}{exponent}}}"
+    before, after = m.string[:m.start()].rstrip(), m.string[m.end():].lstrip()
+    free = any(before.endswith(b) for b in _FREE_BEFORE if b) or not before
+    free = free and (not after or any(after.startswith(a) for a in _FREE_AFTER if a))
+    return power if free else f"({power})"
+
+
+def _bar(m: re.Match) -> str:
+    arg = m.group(1)
+    return rf"\overline{{{arg[1:-1] if arg.startswith('{') else arg}}}"
+
+
+def typeset(latex: str) -> str:
+    r"""A formula as KaTeX should show it: a number in scientific notation as a power of ten ("1e-06" is
+    1 \times 10^{-6}, not "1e − 06"), and a mean's bar as \overline (KaTeX's \bar is a thin accent that a browser
+    at 100 % zoom drops inside a fraction or an exponent: \frac{R_i - \bar R}{…} showed "R_i − R"). Text in
+    \text{…} is left as written."""
+    parts = _TEXT.split(latex)
+    return "".join(p if k % 2 else _BAR.sub(_bar, _SCI.sub(_sci, p)) for k, p in enumerate(parts))
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def plain_powers(text: str) -> str:
+    """Prose with numbers in scientific notation written as powers of ten in Unicode ("std + 1e-06" becomes
+    "std + 1×10⁻⁶"), for formulas quoted in plain text such as the conventions."""
+    def power(m: re.Match) -> str:
+        exponent = ("-" if m.group(2) == "-" else "") + str(int(m.group(3)))
+        return f"{m.group(1)}×10{exponent.translate(_SUPERSCRIPT)}"
+    return _SCI.sub(power, text)
 
 
 @dataclass
@@ -32,6 +83,16 @@ class Mistake:
     right_latex: str
     right_value: float
     why: str
+
+    @property
+    def wrong_formula(self) -> str:
+        """The article's step and where it leads, typeset: `wrong_latex = wrong_value`."""
+        return typeset(f"{self.wrong_latex} = {n(self.wrong_value)}")
+
+    @property
+    def right_formula(self) -> str:
+        """The right step and its value, typeset: `right_latex = right_value`."""
+        return typeset(f"{self.right_latex} = {n(self.right_value)}")
 
 
 def _adv_steps(res: ScenarioResult, i: int, t: int) -> tuple[list[Step], float]:
@@ -49,7 +110,7 @@ def _adv_steps(res: ScenarioResult, i: int, t: int) -> tuple[list[Step], float]:
         steps.append(Step("reward after DAPO's overlong punishment",
                           f"R_i = {n(res.rewards[i])} + ({n(R[i] - res.rewards[i])}) = {n(R[i])}", R[i]))
     listed = " + ".join(n(x) for x in R) if G <= 8 else r"\sum_j R_j"
-    steps.append(Step("group mean of the rewards", rf"\bar R = ({listed}) / {G} = {n(res.reward_mean)}",
+    steps.append(Step("group mean of the rewards", rf"\overline{{R}} = ({listed}) / {G} = {n(res.reward_mean)}",
                       res.reward_mean))
     if res.no_signal:
         steps.append(Step("all rewards are equal: no learning signal", "A_i = 0", 0.0))
@@ -57,14 +118,15 @@ def _adv_steps(res: ScenarioResult, i: int, t: int) -> tuple[list[Step], float]:
     if cfg.advantage == "group":
         denom = G - 1 if cfg.std == "sample" else G
         steps.append(Step(f"group std ({'sample, G − 1' if cfg.std == 'sample' else 'population, G'})",
-                          rf"\sigma = \sqrt{{\sum_j (R_j - \bar R)^2 / {denom}}} = {n(res.reward_std)}",
+                          rf"\sigma = \sqrt{{\sum_j (R_j - \overline{{R}})^2 / {denom}}} = {n(res.reward_std)}",
                           res.reward_std))
         steps.append(Step("advantage (group z-score)",
-                          rf"A_i = \frac{{R_i - \bar R}}{{\sigma + \epsilon}} = \frac{{{n(R[i])} - {n(res.reward_mean)}}}"
-                          rf"{{{n(res.reward_std)} + {cfg.adv_eps:g}}} = {n(A)}", A))
+                          rf"A_i = \frac{{R_i - \overline{{R}}}}{{\sigma + \epsilon}} = "
+                          rf"\frac{{{n(R[i])} - {n(res.reward_mean)}}}{{{n(res.reward_std)} + {cfg.adv_eps:g}}} = {n(A)}",
+                          A))
     elif cfg.advantage == "mean":
         steps.append(Step("advantage (Dr.GRPO, mean-centred)",
-                          rf"A_i = R_i - \bar R = {n(R[i])} - {n(res.reward_mean)} = {n(A)}", A))
+                          rf"A_i = R_i - \overline{{R}} = {n(R[i])} - {n(res.reward_mean)} = {n(A)}", A))
     else:
         others = (sum(R) - R[i]) / (G - 1)
         steps.append(Step("advantage (RLOO, leave-one-out)",
@@ -148,14 +210,14 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
                                          rf"{n(kl_fac)} \cdot {n(dk)} = {n(kl_grad)}", kl_grad))
         steps.append(Step("gradient weight (policy + KL)", rf"{n(policy)} + {n(kl_grad)} = {n(policy + kl_grad)}",
                           policy + kl_grad))
-    return steps
+    return [replace(s, latex=typeset(s.latex)) for s in steps]
 
 
 def autograd_step(res: ScenarioResult, i: int, t: int) -> Step:
     """Autograd's ∂J/∂log π_θ(y_{i,t}) of the aggregated objective: the answer key for the last step."""
     g = float(res.explanation.grad_weight[i, t])
     return Step("autograd check: ∂J/∂log π_θ of the aggregated objective",
-                rf"\partial J / \partial \log\pi_\theta(y_{{{i + 1},{t + 1}}}) = {n(g)}", g)
+                typeset(rf"\partial J / \partial \log\pi_\theta(y_{{{i + 1},{t + 1}}}) = {n(g)}"), g)
 
 
 def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
@@ -197,7 +259,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
                 "an outcome reward is not a discounted return", "shared/seeds/003, GRPO step 1",
                 rf"G_t = \gamma^{{L-t}} R = 0.9^{{{L - t - 1}}} \cdot {n(res.rewards[i])}",
                 gamma ** (L - t - 1) * res.rewards[i],
-                r"A_i = \frac{R_i - \bar R}{\sigma + \epsilon}", A,
+                r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon}", A,
                 f"GRPO with an outcome reward gives every token of response {i + 1} the same group-relative advantage "
                 "A_i; nothing is discounted."))
     if obj.level == "sequence" and not obj.per_token_advantages and res.rewards is not None \
@@ -211,7 +273,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
         out.append(Mistake(
             "GSPO's advantage is the group z-score of rewards", "shared/seeds/003, GSPO step 3",
             r"A = \overline{s}_{good} - \overline{s}_{bad}", wrong,
-            r"A_i = \frac{R_i - \bar R}{\sigma + \epsilon}", A,
+            r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon}", A,
             "s_i is the importance weight that multiplies A_i; the advantage comes from the rewards alone."))
     if obj.clip_form == "ppo" and obj.aggregation == "token-mean":
         part = ex.loss_mask.sum(-1)
