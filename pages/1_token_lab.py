@@ -1,30 +1,37 @@
 """Token Lab: edit a group's probabilities and rewards and compare objectives side by side on the same numbers.
 
-Layout only: every number comes from gspo_viz (run_scenario, plots, narrate, advantages)."""
+Layout only: every number comes from gspo_viz (run_scenario, plots, narrate, advantages). The comparison comes
+first: one figure of token-ratio maps and one of gradient-weight maps, a map per objective, on one colour scale per
+kind (a toggle gives each objective its own). In talk mode (a projector) the page shows only the views, charts first
+and sized to fit a 1280 × 720 screen under the scene bar; no editor, no settings."""
 import pandas as pd
 import streamlit as st
 
-from gspo_viz import OBJECTIVES, ScenarioError
+from gspo_viz import OBJECTIVES
 from gspo_viz.core.advantages import advantage_panel
-from gspo_viz.views.plots import advantages_figure, heatmap_caption, heatmap_height, heatmap_plan
+from gspo_viz.views.plots import (CELL_ROUNDING, DESIGN_WIDTH, TALK_MAPS_HEIGHT, TALK_WIDTH, advantages_figure,
+                                  glossary, heatmap_caption, heatmap_height, heatmap_plan)
 from gspo_viz.scenarios.sample import sample_group
 from gspo_viz.views.style import TABLE_FORMAT, fmt
-from gspo_viz.views.text import safe_markdown  # a shared scenario's text: no remote images, no raw HTML
+from gspo_viz.views.text import plain_text, safe_markdown  # a shared scenario's text: no remote images, no raw HTML
 from gspo_viz.views.tables import (MAX_TABLE_ROWS, EditRefused, add_response, add_token, remove_response,
                                    remove_token, rows_shown, scenario_to_tables, tables_to_scenario, token_frame,
                                    where_in_tables)
-from gspo_viz.ui.cache import cached_scenario, objective_view, scenario_error, scenario_key
+from gspo_viz.ui.cache import cached_scenario, comparison_view, scenario_error, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
+from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header, settings_controls
 
 require_app()
 
 ss = st.session_state
 ss.tables_invalid = False   # set by edit_group when the tables hold an invalid entry
+TALK = in_talk()
 
-st.title("Token Lab")
-st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
-           "numbers filled in. Blue: ratio above 1 / gradient that raises the token; red: below 1 / lowers it.")
+if not TALK:
+    st.title("Token Lab")
+    st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
+               "numbers filled in.")
 
 objectives = control("cmp", lambda v, k: st.multiselect(
     "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
@@ -113,47 +120,61 @@ def edit_group(objectives: list[str]) -> None:
 
 # ----------------------------------------------------------------------------------------------- side by side
 def compare(objectives: list[str]) -> None:
-    """The objectives side by side, the advantages panel and every number."""
-
-    results = {}
+    """The objectives' maps side by side (two figures), then each objective's numbers and sentence, the advantages
+    panel and every number."""
     key = scenario_key(ss.scenario)
     scenario = cached_scenario(key)
     if ss.get("tables_invalid"):
         st.warning("The tables above hold an entry that is not valid: the charts show the last valid group.",
                    icon=":material/history:")
     plan = heatmap_plan([len(r.tokens) for r in scenario.responses])
+    left, right = (None, None) if TALK else st.columns([2, 3], vertical_alignment="bottom")   # talk: no widgets
+    shared = control("same_scale", lambda v, k: left.toggle(
+        "One colour scale for all objectives", value=v, key=k,
+        help="On: a colour means the same number in every objective's map (the scale reaches the largest value of "
+             "them all). Off: each objective's map has its own scale."), True)
     page = 0
     if plan.pages > 1:
-        page = control("rows", lambda v, k: st.selectbox(
+        page = control("rows", lambda v, k: right.selectbox(
             "Responses in the heatmaps", range(plan.pages), key=k, format_func=plan.page_label,
             index=min(v, plan.pages - 1) if isinstance(v, int) and v >= 0 else 0), 0)
-    height = heatmap_height(len(plan.page_rows(page)))
-    for col, name in zip(st.columns(len(objectives)), objectives):
+    height = TALK_MAPS_HEIGHT if TALK else heatmap_height(len(plan.page_rows(page)))
+    view = comparison_view(key, objectives, height, page, bool(shared), TALK_WIDTH if TALK else DESIGN_WIDTH)
+    for name, e in view.errors.items():
+        st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
+    results = view.results
+    if not results:
+        return
+    st.plotly_chart(view.ratio_figure, key="ratio_maps", **PLOT_ARGS)
+    st.plotly_chart(view.grad_figure, key="grad_maps", **PLOT_ARGS)
+    notes = [heatmap_caption(plan, page)]
+    if (view.grad_figure.layout.meta or {}).get("cells") == "numbers":
+        notes.append(f"The cells print {CELL_ROUNDING} (the hover has 6, the table below 4 decimals).")
+    if not shared and len(results) > 1:
+        notes.append("Each objective's map has its own colour scale: compare colours within one map only.")
+    words = glossary(list(results.values()))
+    if words:
+        notes.append("The tokens in English: " + " · ".join(f"{plain_text(t)} “{g}”" for t, g in words) + ".")
+    notes = [n for n in notes if n]
+    if notes:
+        st.caption(" ".join(notes))
+    clip_legend(list(results))
+
+    stacked = len(results) > 2      # two metrics side by side would be cut in a quarter of a 1280 px page
+    for col, (name, res) in zip(st.columns(len(results)), results.items()):
         with col:
             objective_header(name)
-            try:
-                view = objective_view(key, name, height, page)
-            except ScenarioError as e:
-                st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
-                continue
-            res = results[name] = view.result
             ex = res.explanation
-            m1, m2 = st.columns(2)
+            m1, m2 = (st.container(), st.container()) if stacked else st.columns(2)
             m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}")
             label = "sequences clipped" if "seq_clip_fraction" in ex.metrics else "tokens clipped"
             m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
-            st.plotly_chart(view.ratio_figure, key=f"ratio_{name}", **PLOT_ARGS)
-            st.plotly_chart(view.grad_figure, key=f"grad_{name}", **PLOT_ARGS)
-            st.markdown(safe_markdown(view.sentence))   # the sentence quotes tokens: no remote images
-    caption = heatmap_caption(plan, page)
-    if caption and results:
-        st.caption(caption)
-    clip_legend(list(results))
+            st.markdown(safe_markdown(view.sentences[name]))   # the sentence quotes tokens: no remote images
 
     # ----------------------------------------------------------------------------------------------- advantages
     st.subheader("Advantages: rewards → mean, std → A")
-    first = next(iter(results.values()), None)
-    if first is not None and first.rewards is not None:
+    first = next(iter(results.values()))
+    if first.rewards is not None:
         panel = advantage_panel(first.shaped_rewards, first.explanation.settings.adv_eps)
         left, right = st.columns([3, 2])
         left.plotly_chart(advantages_figure(panel), key="advantages", **PLOT_ARGS)
@@ -166,37 +187,37 @@ def compare(objectives: list[str]) -> None:
         if first.no_signal:
             right.warning("All rewards are equal: every advantage is 0, so this group carries no learning signal. "
                           "DAPO's dynamic sampling would drop it and sample another.", icon=":material/block:")
-    elif first is not None:
+    else:
         st.caption("The advantages are given per response in the scenario, so there are no rewards to compare here.")
 
     # ----------------------------------------------------------------------------------------------- every number
     st.subheader("Every number")
     if control("all_numbers", lambda v, k: st.toggle("Show every number, per token and objective (4 decimals; the "
                                                      "download has full precision)", value=v, key=k), False):
-        if results:
-            frame = token_frame(results)
-            response = None
-            if len(frame) > MAX_TABLE_ROWS:
-                response = st.selectbox("Response to show", range(1, len(scenario.responses) + 1),
-                                        key="all_numbers_response", format_func=lambda i: f"response {i}")
-            shown, note = rows_shown(frame, response)
-            st.dataframe(shown, hide_index=True, width="stretch",
-                         column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT)
-                                        for c in shown.columns if shown[c].dtype.kind == "f"})
-            if note:
-                st.caption(note)
-            st.download_button("Download as CSV",   # made when clicked: a large group's CSV is tens of MB
-                               lambda: frame.to_csv(index=False, float_format="%.17g").encode("utf-8"),
-                               file_name="token_lab.csv", mime="text/csv", icon=":material/download:")
-            for name, res in results.items():
-                st.caption(f"{OBJECTIVES[name].title}: " + "; ".join(res.conventions))
+        frame = token_frame(results)
+        response = None
+        if len(frame) > MAX_TABLE_ROWS:
+            response = st.selectbox("Response to show", range(1, len(scenario.responses) + 1),
+                                    key="all_numbers_response", format_func=lambda i: f"response {i}")
+        shown, note = rows_shown(frame, response)
+        st.dataframe(shown, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT)
+                                    for c in shown.columns if shown[c].dtype.kind == "f"})
+        if note:
+            st.caption(note)
+        st.download_button("Download as CSV",   # made when clicked: a large group's CSV is tens of MB
+                           lambda: frame.to_csv(index=False, float_format="%.17g").encode("utf-8"),
+                           file_name="token_lab.csv", mime="text/csv", icon=":material/download:")
+        for name, res in results.items():
+            st.caption(f"{OBJECTIVES[name].title}: " + "; ".join(res.conventions))
 
 
-if control("edit", lambda v, k: st.toggle("Edit the group: probabilities, rewards, responses and tokens", value=v,
-                                          key=k), False):
+# a talk shows the view only: no editor, no notes (the scene bar says what to look at)
+if not TALK and control("edit", lambda v, k: st.toggle("Edit the group: probabilities, rewards, responses and "
+                                                       "tokens", value=v, key=k), False):
     with st.container(border=True):
         edit_group(objectives)
-if ss.scenario.get("notes"):
+if not TALK and ss.scenario.get("notes"):
     with st.expander(safe_markdown(ss.scenario.get("title") or "Notes"), expanded=False):
         st.markdown(safe_markdown(ss.scenario["notes"]))
 if objectives:

@@ -183,14 +183,15 @@ def test_binned_cells_hold_their_tokens_numbers():
         assert (key in marks) == (2 * sum(counts) >= b - a)      # a mark where at least half are clipped
     assert "min %{customdata[4]:.6g}" in ratio["data"][0]["hovertemplate"]
     assert "sum %{customdata[7]:.6g}" in grad["data"][0]["hovertemplate"]
-    assert "16 tokens per cell" in grad["layout"]["title"]["text"]
+    assert "16 tokens per cell" in grad["layout"]["title"]["text"].replace("<br>", " ")   # wrapped to the width
 
 
 def test_pages_of_short_responses_keep_one_hover_per_token():
     res = run_scenario(parse_scenario(group(256, 16)), "grpo")
     ratio, _ = heatmaps(res, 500, page=1)
-    trace = ratio.data[0]
-    assert trace.y[0].startswith("resp 33 ·") and trace.y[-1].startswith("resp 64 ·")
+    trace, labels = ratio.data[0], ratio.layout.yaxis.ticktext     # rows 0..31, labelled by the y axis
+    assert list(trace.y) == list(range(32)) and list(ratio.layout.yaxis.tickvals) == list(range(32))
+    assert labels[0].startswith("resp 33 ·") and labels[-1].startswith("resp 64 ·")
     assert [list(row) for row in trace.customdata] == hover_texts(res, range(32, 64))
 
 
@@ -303,6 +304,8 @@ def test_removing_the_last_token_or_down_to_one_response_is_refused():
     one = at.session_state["scenario"]
     assert not at.error and one["responses"][1]["p_new"] == [0.4] and editor_rows(at, 1) == 3
     metrics = [m.value for m in at.metric]
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(charts) == 3                                  # the ratio maps, the gradient maps, the advantages
     at.selectbox(key=f"target_{at.session_state['version']}").select(2).run()
     click(at, "Remove token")                                # its only token: the table would show nothing
     assert "No token removed: response 2 has only one token" in errors(at)
@@ -310,7 +313,8 @@ def test_removing_the_last_token_or_down_to_one_response_is_refused():
     click(at, "Remove it")                                   # two responses with rewards → one: no group advantage
     assert "Not applied" in errors(at) and "a group advantage needs at least 2 responses" in errors(at)
     assert at.session_state["scenario"] == one and editor_rows(at, 0) == 2
-    assert [m.value for m in at.metric] == metrics and len(at.get("plotly_chart")) >= 6   # the charts stay
+    assert [m.value for m in at.metric] == metrics
+    assert [c.proto.spec for c in at.get("plotly_chart")] == charts   # the charts stay as they were
 
 
 @pytestmark_pages
@@ -341,16 +345,19 @@ def test_a_large_group_is_drawn_in_bins_and_pages_with_a_caption():
     assert not at.exception
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     maps = [s for s in specs if s["data"][0]["type"] == "heatmap"]
-    assert len(maps) == 6
+    assert len(maps) == 2                                    # the ratio maps and the gradient maps …
     for s in maps:
-        z = s["data"][0]["z"]
-        assert len(z) == 32 and len(z[0]) == 64 and s["data"][0]["y"][0].startswith("resp 1 ·")
+        heat = [t for t in s["data"] if t["type"] == "heatmap"]
+        assert [t["meta"] for t in heat] == ["grpo", "gspo", "dual_clip"]   # … a map per objective in each
+        for t in heat:
+            assert len(t["z"]) == 32 and len(t["z"][0]) == 64
+        assert s["layout"]["yaxis"]["ticktext"][0].startswith("resp 1 ·")
     assert sum(len(c.proto.spec) for c in at.get("plotly_chart")) < 3_000_000   # 144 MB went over the websocket
     caption = " ".join(c.value for c in at.caption)
     assert "Each cell holds 4 consecutive tokens" in caption and "responses 1–32 of 256" in caption
     at.selectbox(key=ctl("rows")).select(2).run()
-    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert heat["y"][0].startswith("resp 65 ·") and heat["y"][-1].startswith("resp 96 ·")
+    labels = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["yaxis"]["ticktext"]
+    assert labels[0].startswith("resp 65 ·") and labels[-1].startswith("resp 96 ·") and len(labels) == 32
     at.toggle(key=ctl("all_numbers")).set_value(True).run()
     table = [d for d in at.get("dataframe") if len(d.value) > 50][0]
     assert len(table.value) == 3 * 256 and set(table.value["response"]) == {1}

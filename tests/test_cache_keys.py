@@ -72,4 +72,20 @@ def test_a_shared_figure_is_copied_once_and_sends_the_same_json():
     assert fig.to_dict() is fig.to_dict()
     from gspo_viz.views.plots import heatmaps
     fresh = heatmaps(view.result, 300, 0)[0]
-    assert pio.to_json(fig.to_dict(), validate=False) == pio.to_json(fresh.to_dict(), validate=False)
+    sent = json.loads(pio.to_json(fig.to_dict(), validate=False))    # what st.plotly_chart sends …
+    built = json.loads(pio.to_json(fresh.to_dict(), validate=False))
+    assert "template" not in sent["layout"]       # (Plotly's default template, 10 kB a figure, is not sent)
+    del built["layout"]["template"]
+    assert sent == built                           # … is the figure built afresh
+    assert fig.layout.meta == fresh.layout.meta and fig.layout.height == fresh.layout.height   # its layout reads
+    assert sent["data"][0]["type"] == "heatmap" and sent["data"][0]["z"] == fresh.to_dict()["data"][0]["z"]
+
+
+def test_a_cached_map_figure_is_counted_at_its_size():
+    """The maps are cached as plain dicts (figure_from_spec): the byte estimate must still see their traces."""
+    import plotly.io as pio
+    cache.CACHE.clear()
+    key = cache.scenario_key(json.loads((EXAMPLES / "default_group.json").read_text()))
+    ratio, _ = cache.maps(key, ["grpo", "gspo"], 300)
+    assert not ratio.data and ratio.to_dict()["data"]          # no trace objects were built …
+    assert cache.estimate_bytes(ratio) >= len(pio.to_json(ratio.to_dict(), validate=False))   # … but all is counted

@@ -223,9 +223,13 @@ def test_heatmap_cells_hold_the_core_numbers():
     z = grad_heatmap(res).to_dict()["data"][0]["z"]
     assert z[0] == pytest.approx(res.explanation.grad_weight[0].tolist())
     data = ratio_heatmap(res).to_dict()["data"]
-    symbols = data[1]                                # clip symbols only on the clipped cells
-    assert symbols["x"] == ["1", "2", "5"] and symbols["text"] == ["▲", "▲", "▲"]
-    assert data[2]["text"] == ["《", "肖申克", "的救赎》", "，", "很好看"]  # short responses show their tokens
+    assert data[0]["z"][0] == pytest.approx([math.log(r) for r in res.explanation.token_ratio[0].tolist()])
+    texts = {tuple(t["text"]): t for t in data[1:]}
+    assert ("1.333", "1.25", "1.2", "0.875", "1.5") in texts     # each cell prints its ratio (4 significant digits)
+    symbols = texts[("▲", "▲", "▲")]                 # clip symbols only on the clipped cells
+    assert symbols["x"] == [1, 2, 5] and res.explanation.clip[0].tolist() == [1, 1, 0, 0, 1]
+    assert ("《", "肖申克", "的救赎》", "，", "很好看") in texts   # short responses show their tokens
+    assert ("«", "Shawshank", "Redemption»", ",", "very good") in texts   # and their English glosses
 
 
 def test_advantage_panel_conventions():

@@ -2,9 +2,11 @@
 
 The cached values are immutable results of pure functions and the same for every viewer, so sharing them is safe.
 
-A scenario is parsed once per JSON (settings included) and shared by the objectives. One objective's result and
-charts are keyed by what they depend on: the responses, and the settings that objective reads
-(Settings.effective_dict). So changing Dual-Clip's c recomputes Dual-Clip alone, and GRPO's charts are reused.
+A scenario is parsed once per JSON (settings included) and shared by the objectives. One objective's result and its
+map panels (views.plots.Panel: cells, hovers, labels) are keyed by what they depend on: the responses, and the
+settings that objective reads (Settings.effective_dict). So changing Dual-Clip's c recomputes Dual-Clip alone, and
+GRPO's results and panels are reused; the Token Lab's two figures (every compared objective's maps side by side) are
+keyed by the compared objectives' result keys and the layout, and only laid out again from the cached panels.
 
 Every cache here is one process-wide LRU (`CACHE`) bounded by an estimated size in bytes, shared by all sessions of
 the server: a person editing a large group evicts the least recently used entries instead of growing the server
@@ -23,7 +25,7 @@ import time
 import types
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Optional
 
 import plotly.graph_objects as go
 
@@ -31,7 +33,7 @@ from ..core.curves import ClipCurve, clip_curve
 from ..core.settings import Settings
 from ..scenarios import Scenario, ScenarioError, ScenarioResult, parse_scenario, run_scenario
 from ..views.narrate import sentence
-from ..views.plots import heatmaps
+from ..views.plots import DESIGN_WIDTH, Panel, maps_spec, objective_panels
 from .memory import release_memory
 
 CACHE_BUDGET_BYTES = 256 * 2**20   # every cached value of this process, all sessions together
@@ -175,6 +177,7 @@ def estimate_bytes(value: Any, exclude: Any = None) -> int:
             total += 1000
             stack.append(o._data)      # the figure's own specs (what it sends); trace objects only wrap them
             stack.append(o._layout)
+            stack.append(getattr(o, "_shared_dict", None))   # a SharedFigure's dict (figure_from_spec: all of it)
         elif hasattr(o, "__dict__"):
             total += sys.getsizeof(o)
             stack.append(vars(o))
@@ -238,6 +241,16 @@ class SharedFigure(go.Figure):
         return self._shared_dict
 
 
+def figure_from_spec(spec: dict) -> SharedFigure:
+    """A SharedFigure whose to_dict() is `spec` itself (a plain {data, layout} dict, given up by the caller): no
+    Plotly objects are built for its traces (building and copying them took longer than the rest of an edit's
+    run). Its `layout` is readable (e.g. fig.layout.meta); its `data` is empty: read the traces from to_dict()."""
+    fig = go.Figure(dict(layout=spec["layout"]), _validate=False)
+    fig.__class__ = SharedFigure
+    fig._shared_dict = spec
+    return fig
+
+
 def shared_figure(fig: go.Figure) -> SharedFigure:
     """`fig` itself, from now on a SharedFigure (no copy is made: the caller gives it up)."""
     fig.__class__ = SharedFigure
@@ -246,10 +259,34 @@ def shared_figure(fig: go.Figure) -> SharedFigure:
 
 @dataclass(frozen=True)
 class ObjectiveView:
+    """One objective's result and sentence; its two maps (alone, one objective per figure) are built when first
+    asked for, and cached."""
     result: ScenarioResult
-    ratio_figure: go.Figure
-    grad_figure: go.Figure
     sentence: str
+    key: str
+    name: str
+    height: int
+    page: int = 0
+
+    @property
+    def ratio_figure(self) -> go.Figure:
+        return maps(self.key, [self.name], self.height, self.page)[0]
+
+    @property
+    def grad_figure(self) -> go.Figure:
+        return maps(self.key, [self.name], self.height, self.page)[1]
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """The compared objectives' results and sentences (those that ran on the scenario), the errors of those that
+    cannot, and the two figures: every objective's ratio map side by side, and their gradient maps (None when no
+    objective ran)."""
+    results: dict[str, ScenarioResult]
+    sentences: dict[str, str]
+    errors: dict[str, ScenarioError]
+    ratio_figure: Optional[go.Figure]
+    grad_figure: Optional[go.Figure]
 
 
 def scenario_key(data: dict) -> str:
@@ -316,13 +353,47 @@ def scenario_error(data: dict, objectives: list[str]) -> ScenarioError | None:
 
 
 def objective_view(key: str, name: str, height: int, page: int = 0) -> ObjectiveView:
-    """run_scenario + its two heatmaps (the responses of `page`, see views.plots.heatmap_plan) + its sentence.
-    Raises ScenarioError like run_scenario (errors are not cached)."""
+    """run_scenario + its sentence; its two maps (the responses of `page`, see views.plots.heatmap_plan) when asked
+    for. Raises ScenarioError like run_scenario (errors are not cached)."""
+    res, text = _objective_result(key, name, result_key(key, name))
+    return ObjectiveView(res, text, key, name, height, page)
+
+
+def panels(key: str, name: str, page: int = 0) -> tuple[Panel, Panel]:
+    """views.plots.objective_panels of `name`'s result on the scenario `key`: cached by the result's key, so an
+    objective whose settings did not change keeps its panels while another objective's knob moves."""
     rkey = result_key(key, name)
-    res, text = _objective_result(key, name, rkey)
-    ratio, grad = CACHE.get_or_compute(("figures",) + rkey + (height, page),
-                                       lambda: tuple(map(shared_figure, heatmaps(res, height, page))))
-    return ObjectiveView(res, ratio, grad, text)
+    res, _ = _objective_result(key, name, rkey)
+    return CACHE.get_or_compute(("panels",) + rkey + (page,), lambda: objective_panels(res, page))
+
+
+def maps(key: str, names: list[str], height: int, page: int = 0, shared: bool = True,
+         width: int = DESIGN_WIDTH) -> tuple[go.Figure, go.Figure]:
+    """The ratio maps of `names` side by side in one figure, and their gradient maps in another (views.plots
+    .maps_figure), built once per (the objectives' result keys, the layout) from the cached panels and shared by
+    every session. Raises ScenarioError when one of `names` cannot run on the scenario."""
+    rkeys = tuple((name,) + result_key(key, name) for name in names)
+
+    def compute():
+        both = [panels(key, name, page) for name in names]
+        return tuple(figure_from_spec(maps_spec([p[kind] for p in both], height, shared, width)) for kind in (0, 1))
+    return CACHE.get_or_compute(("maps", rkeys, height, page, shared, width), compute)
+
+
+def comparison_view(key: str, names: list[str], height: int, page: int = 0, shared: bool = True,
+                    width: int = DESIGN_WIDTH) -> ComparisonView:
+    """Every objective of `names` on the scenario `key`: results, sentences and the two side-by-side figures of
+    those that run; the ScenarioError of each that cannot."""
+    results, sentences, errors = {}, {}, {}
+    for name in names:
+        try:
+            results[name], sentences[name] = objective_result(key, name)
+        except ScenarioError as e:
+            errors[name] = e
+    ratio = grad = None
+    if results:
+        ratio, grad = maps(key, list(results), height, page, shared, width)
+    return ComparisonView(results, sentences, errors, ratio, grad)
 
 
 def cached_clip_curve(name: str, grid: tuple[float, float, int, float], adv_sign: float,
