@@ -9,13 +9,13 @@ import streamlit as st
 from gspo_viz.core.objectives import NAMES, OBJECTIVES
 from gspo_viz.scenarios import ScenarioError, parse_scenario, run_scenario
 from gspo_viz.toy import scheduler
-from gspo_viz.toy.session import (MAX_RUNS, PRESETS, Background, averaged_rows, curves, group_scenario, make_runs,
-                                   metrics_frame, signal_groups, steps_per_second, summary_lines)
+from gspo_viz.toy.session import (MAX_RUNS, PRESETS, Background, averaged_rows, make_runs, metrics_frame, panels,
+                                   samples as sample_view, steps_per_second, summary_lines)
 from gspo_viz.toy.train import HISTORY_RECENT, TrainConfig, TrainConfigError
 from gspo_viz.ui.sessions import keep_while_open
 from gspo_viz.ui.state import control, require_app, set_scenario
 from gspo_viz.ui.widgets import PLOT_ARGS
-from gspo_viz.views.plots import ratio_heatmap
+from gspo_viz.views.plots import comparison_maps, heatmap_height
 from gspo_viz.views.training import training_figure
 
 require_app()
@@ -175,14 +175,6 @@ def line():
 
 line()
 
-METRICS = [("reward", "mean reward", False), ("clip_fraction", "clip fraction (tokens)", False),
-           ("seq_clip_fraction", "clip fraction (sequences)", False), ("log_ratio_std", "spread of log π/π_old", False),
-           ("kl_old_new", "KL(old ‖ new) per token", True),
-           ("clip_fraction_dual", "tokens held at c·A (dual mark ✕)", False),
-           ("expert_change_fraction", "tokens whose experts changed", False)]
-# panels drawn only for the runs they concern: the dual mark's for objectives that have one, experts for the MoE
-ONLY_IF = {"clip_fraction_dual": lambda r: "dual" in OBJECTIVES[r.objective].marks,
-           "expert_change_fraction": lambda r: r.trainer.cfg.moe}
 LINE_STYLES = ("solid", "dash", "dot", "dashdot")
 
 
@@ -214,14 +206,8 @@ def live():
         seen[r.objective] = seen.get(r.objective, -1) + 1
         styles = (obj.dash,) + tuple(d for d in LINE_STYLES if d != obj.dash)
         dashes[r.label] = styles[seen[r.objective] % len(styles)]
-    panels, every = [], 1
-    for key, title, log_y in METRICS:
-        drawn = [r for r in runs if key not in ONLY_IF or ONLY_IF[key](r)]
-        if not drawn:
-            continue
-        series, every = curves(drawn, key)
-        panels.append((title, log_y, series))
-    st.plotly_chart(training_figure(panels, colors, dashes), key="curves", **PLOT_ARGS)
+    drawn, every = panels(runs)                    # each panel with its help line (what the curve measures)
+    st.plotly_chart(training_figure(drawn, colors, dashes), key="curves", **PLOT_ARGS)
     merged, widest = averaged_rows(runs)
     if every > 1:
         st.caption(f"Each point is the mean of {every} consecutive steps, so long runs stay quick to draw. "
@@ -232,45 +218,92 @@ def live():
 live()
 
 # ------------------------------------------------------------------------------------------------ samples
-def samples(bg) -> None:
-    """The sample viewer and the downloads. A function, so that its names (the runs, one run, the metrics) are
-    not globals of the page: the fragments above keep those globals as long as the server keeps the session, and
-    the runs must go when their tab has closed for good (toy/lifetime.py)."""
+SAMPLES_EVERY = 2.0     # seconds between the sample viewer's refreshes while training
+
+
+def open_in_lab(scenario: dict, names: list[str]) -> None:
+    """The button's callback: the group the viewer showed when it was clicked (not a later step's) becomes the
+    scenario, compared under the runs' objectives; the viewer then switches to the Token Lab."""
+    set_scenario(scenario)
+    ss.ctl["cmp"] = names
+    ss.tr_open_lab = True
+
+
+@st.fragment(run_every=SAMPLES_EVERY if state == "training" else None)
+def samples() -> None:
+    """The sample viewer: one prompt's G answers at the runs' latest step, refreshed with the training. A function
+    (its names, the runs and one run's answers, are not globals of the page: the fragments keep those globals as long
+    as the server keeps the session, and the runs must go when their tab has closed for good, toy/lifetime.py) and a
+    fragment that reads the runs from the session at each refresh."""
+    if ss.pop("tr_open_lab", False):
+        st.switch_page("pages/1_token_lab.py")
+    bg = ss.train_bg
     runs = bg.runs if bg is not None else None
     if not runs or all(r.trainer.last_rollout is None for r in runs):
         return
-    st.subheader("Sample viewer: one prompt's G answers at the current step")
-    st.caption("Drawn when the page last ran in full (any click); pause to inspect the latest step.")
-    s1, s2 = st.columns(2)
-    which = s1.selectbox("Run", [r.label for r in runs], key="tr_view_run")
-    run = next(r for r in runs if r.label == which)
-    with bg.lock:
-        signal = signal_groups(run)
-    prompt = s2.number_input("Prompt", 1, run.trainer.cfg.prompts, signal[0] + 1 if signal else 1,
-                             key="tr_view_prompt")
-    st.caption(f"Prompts whose answers got different rewards at this step (the others have all advantages 0): "
-               f"{', '.join(str(p + 1) for p in signal) if signal else 'none'}.")
-    with bg.lock:                                  # the model is not read while the thread updates it
-        scenario = group_scenario(run, int(prompt) - 1)   # the page counts prompts from 1
-    if scenario is None or not scenario["responses"]:
-        st.info("No answers to show yet.")
+    # The heading first, from the widgets' session-state values (set here before the widgets below are drawn): no
+    # placeholder that a refresh would blank. Only the person sets the toggle; the prompt box is set from here only
+    # while it follows (and is then disabled): a value set from here in a box the person can edit races with the
+    # refreshes' widget states.
+    labels = [r.label for r in runs]
+    if ss.get("tr_view_run") not in labels:
+        ss.tr_view_run = labels[0]
+    run = runs[labels.index(ss.tr_view_run)]
+    with bg.lock:                                  # one step's numbers: the thread does not update meanwhile
+        view = sample_view(run)
+    if view is None:
+        st.info(f"{run.label} has no answers to show yet.")
+        return
+    ss.setdefault("tr_view_follow", True)
+    if ss.tr_view_follow:
+        ss.tr_view_prompt = view.first_signal + 1  # prompts are counted from 1 in the app
     else:
-        st.markdown(f"**{scenario['title']}**")
-        names = list(dict.fromkeys(r.objective for r in runs))
-        parsed = parse_scenario(scenario)
-        for col, name in zip(st.columns(len(names)), names):
-            try:
-                res = run_scenario(parsed, name)
-            except ScenarioError as e:
-                col.warning(f"{OBJECTIVES[name].title}: {e}")
-                continue
-            col.plotly_chart(ratio_heatmap(res, height=max(230, 120 + 26 * len(parsed.responses))),
-                             key=f"sample_{name}", **PLOT_ARGS)
-        if st.button("Open this group in the Token Lab", icon=":material/open_in_new:"):
-            set_scenario(scenario)
-            ss.ctl["cmp"] = names
-            st.switch_page("pages/1_token_lab.py")
+        ss.tr_view_prompt = min(max(int(ss.get("tr_view_prompt", 1)), 1), view.prompts)
+    prompt = ss.tr_view_prompt - 1
+    st.subheader(f"Sample viewer: {view.label}'s answers to prompt {prompt + 1} at step {view.step}")
+    st.caption(f"Step {view.step} is {view.label}'s latest step when drawn"
+               + (f"; the viewer refreshes every {SAMPLES_EVERY:g} s while training (pause to study one step)."
+                  if ss.train_state_seen == "training" else "."))
+    s1, s2, s3 = st.columns([2, 1, 2])
+    s1.selectbox("Run", labels, key="tr_view_run")
+    following = s3.toggle("Show a prompt with a signal", key="tr_view_follow",
+                          help="On: at each step, the first prompt whose answers carry a learning signal. Off: "
+                               "choose the prompt yourself.")
+    s2.number_input("Prompt", 1, view.prompts, key="tr_view_prompt", disabled=following,
+                    help="Turn off 'Show a prompt with a signal' to choose one." if following else None)
+    signal = (f"Prompts with a learning signal at step {view.step} (an answer with an advantage other than 0 takes "
+              "part in the loss; the others teach nothing this step): "
+              f"{', '.join(str(p + 1) for p in view.signal) if view.signal else 'none'}.")
+    if prompt in view.quiet:                       # one element either way: a refresh then replaces it in place
+        st.info(f"Prompt {prompt + 1} has no learning signal at step {view.step}: {view.quiet[prompt]}. {signal}",
+                icon=":material/block:")
+    else:
+        st.caption(signal)
+    scenario = view.scenario(prompt)             # built outside the lock: the rollout does not change
+    if not scenario["responses"]:
+        st.info("No answers to show for this prompt.")
+        return
+    st.markdown(f"**{scenario['title']}**")
+    names = list(dict.fromkeys(r.objective for r in runs))
+    parsed = parse_scenario(scenario)
+    results = []
+    for name in names:
+        try:
+            results.append(run_scenario(parsed, name))
+        except ScenarioError as e:
+            st.warning(f"{OBJECTIVES[name].title}: {e}")
+    if results:                                    # the Token Lab's maps: one figure, one colour scale
+        ratio_maps, _ = comparison_maps(results, heatmap_height(len(parsed.responses)))
+        st.plotly_chart(ratio_maps, key="sample_maps", **PLOT_ARGS)
+    st.button("Open this group in the Token Lab", icon=":material/open_in_new:", on_click=open_in_lab,
+              args=(scenario, names), help=f"Opens prompt {prompt + 1} of step {view.step} as shown here.")
 
+
+def downloads(bg) -> None:
+    """The metrics and settings downloads, as of this full run of the page (a function: see samples)."""
+    runs = bg.runs if bg is not None else None
+    if not runs or all(r.trainer.last_rollout is None for r in runs):
+        return
     frame = metrics_frame(runs)
     merged, widest = averaged_rows(runs)
     if merged:
@@ -283,4 +316,5 @@ def samples(bg) -> None:
                         mime="application/json", icon=":material/download:")
 
 
-samples(bg)
+samples()
+downloads(bg)

@@ -534,18 +534,27 @@ def test_identical_curves_are_explained_by_a_mark_one_objective_has_and_has_not_
     legend = OBJECTIVES["dual_clip"].marks["dual"]
     # Dual-Clip has the "dual" mark GRPO lacks; its reason quotes c (the run's c = 3): "exceeded c = 3 with A < 0"
     text = said([run("A", "grpo"), run("B", "dual_clip")])
-    assert "B's curves lie exactly on A's so far (the same reward at every one of 3 steps)" in text
+    assert ("B's curves lie exactly on A's so far (the same value in every panel both are drawn in, at each of the 3 "
+            "steps both have run)") in text
     assert (f"Dual-Clip PPO has a mark GRPO lacks, for a token that exceeded c = 3 with A < 0 ({legend}), and no "
             "token has reached that yet.") in text
     # the same, whichever run comes first
     assert "Dual-Clip PPO has a mark GRPO lacks" in said([run("B", "dual_clip"), run("A", "grpo")])
-    # once a token got the mark (clip_fraction_dual > 0 at a step), the sentence would be false: it is not said
+    # once a token got the mark (clip_fraction_dual > 0 at a step), "no token has reached that yet" would be false:
+    # the sentence says where a token first got it instead
     text = said([run("A", "grpo"), run("B", "dual_clip", dual=0.01)])
-    assert "lie exactly" in text and "has a mark" not in text
+    assert "lie exactly" in text and "no token has reached" not in text
+    assert "(✕ A < 0 and the ratio is above c: the term is held at c·A, policy gradient 0), and B's tokens first got " \
+           "it at step 1." in text
     # the same marks (GRPO and DAPO both have upper and lower): no reason is given
     assert "has a mark" not in said([run("A", "grpo"), run("B", "dapo")])
-    # different rewards: no sentence at all
-    assert "lie exactly" not in said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.1, 0.2, 0.4))])
+    # equal up to step 2, then different: the hidden stretch is named (the old sentence then said nothing)
+    text = said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.1, 0.2, 0.4))])
+    assert "so far" not in text
+    assert ("Up to step 2, B's curves lie exactly on A's (the same value in every panel both are drawn in, at each of "
+            "those 2 steps) and hide them; from step 3 they differ.") in text
+    # different from the first step: no sentence at all
+    assert "lie exactly" not in said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.5, 0.2, 0.3))])
 
 
 def test_a_group_opened_in_the_token_lab_gets_the_trainers_advantages_and_masks():

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..core.objectives import OBJECTIVES
-from ..views.style import bounds
+from ..views.style import bounds, fmt
 from . import scheduler as sched
 from . import tasks
 from .train import TrainConfig, Trainer, TrainingStopped, sequence_logp
@@ -171,33 +171,168 @@ def curves(runs: list[Run], key: str, max_points: int = 300) -> tuple[dict[str, 
     return out, k
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the Train page's figure: the history key it draws, its title, whether its y axis is log-scaled,
+    and a help line saying what the curve measures."""
+    key: str
+    title: str
+    log_y: bool
+    help: str
+
+
+def panel_specs(runs: list[Run]) -> list[Panel]:
+    """The figure's panels for these runs, each with its help line; a panel concerning only some objectives (the dual
+    mark) or the MoE is left out when no run draws it (see drawn_by). The help lines quote the runs' own P, G and μ,
+    and the dual mark's objective's own words for it (its reason, with the run's c)."""
+    cfg = runs[0].trainer.cfg if runs else TrainConfig()
+    dual = [r for r in runs if "dual" in OBJECTIVES[r.objective].marks]
+    held = "held at c·A"
+    if dual:
+        obj = OBJECTIVES[dual[0].objective]
+        held = f"that {obj.reasons['dual'].format(**bounds(dual[0].trainer.settings))} (held at c·A)"
+    out = [
+        Panel("reward", "mean reward", False,
+              f"mean {cfg.reward} task reward of the step's P·G = {cfg.prompts}·{cfg.group} = "
+              f"{cfg.prompts * cfg.group} sampled answers; 1 = every answer right"),
+        Panel("clip_fraction", "clip fraction (tokens)", False,
+              f"share of the tokens in the loss marked ▲ ▼ ✕ at their minibatch's update; minibatch 1 of "
+              f"μ = {cfg.minibatches} is on-policy"),
+        Panel("seq_clip_fraction", "clip fraction (sequences)", False,
+              "share of the answers in the loss with at least one clip-marked token"),
+        Panel("log_ratio_std", "spread of log π/π_old", False,
+              "std of the tokens' log π_θ/π_old at their minibatch's update: how far the policy has moved since "
+              "sampling"),
+        Panel("kl_old_new", "KL(old ‖ new) per token", True,
+              "KL(π_old ‖ π_θ) per token: the k3 estimate over the sampled tokens at their minibatch's update; log "
+              "axis"),
+        Panel("clip_fraction_dual", "tokens held at c·A (dual mark ✕)", False,
+              f"share of the tokens in the loss {held}: policy gradient 0"),
+        Panel("expert_change_fraction", "tokens whose experts changed", False,
+              "share of the tokens routed to other experts at the update than when sampled (Routing Replay: 0)"),
+    ]
+    return [p for p in out if any(drawn_by(p, r) for r in runs)]
+
+
+def drawn_by(panel: Panel, run: Run) -> bool:
+    """Whether the run has a line in the panel: the dual mark's panel for objectives that have that mark, the experts'
+    for the MoE, every other panel for every run."""
+    if panel.key == "clip_fraction_dual":
+        return "dual" in OBJECTIVES[run.objective].marks
+    if panel.key == "expert_change_fraction":
+        return run.trainer.cfg.moe
+    return True
+
+
+def panels(runs: list[Run], max_points: int = 300) -> tuple[list[tuple[str, bool, dict, str]], int]:
+    """The figure's panels as views.training.training_figure takes them, [(title, log_y, {label: (steps, values)},
+    help)], and how many steps each point averages (see curves)."""
+    out, every = [], 1
+    for p in panel_specs(runs):
+        series, every = curves([r for r in runs if drawn_by(p, r)], p.key, max_points)
+        out.append((p.title, p.log_y, series, p.help))
+    return out, every
+
+
+def _signal(tr: Trainer, ro) -> tuple[list[int], dict[int, str]]:
+    """(prompts of the rollout with a learning signal, {every other prompt: why it has none}), prompts from 0.
+
+    From the numbers the trainer updated with (Trainer.advantages): a prompt has a signal when one of its answers has
+    an advantage other than 0 and takes part in the loss. The advantages come from the shaped reward (the soft overlong
+    punishment, when the run has it); dynamic sampling and the overlong filter take answers out of the loss."""
+    cfg = tr.cfg
+    P, G = cfg.prompts, cfg.group
+    adv, mask, _ = tr.advantages(ro)
+    moves = ((adv != 0) & (mask.sum(-1) > 0)).view(P, G)                         # (P, G)
+    nonzero = (adv != 0).view(P, G)
+    task = ro.rewards.view(P, G)
+    equal_task = (task.amax(-1) == task.amin(-1)).tolist()                       # (P,)
+    signal, quiet = [], {}
+    for k in range(P):
+        if bool(moves[k].any()):
+            signal.append(k)
+        elif not bool(nonzero[k].any()):
+            quiet[k] = ("its answers got the same reward, so every advantage is 0" if equal_task[k] else
+                        "the soft overlong punishment makes its answers' rewards equal, so every advantage is 0")
+        elif cfg.dynamic_sampling and equal_task[k]:
+            quiet[k] = ("dynamic sampling drops it: its answers got the same task reward (only the overlong "
+                        "punishment makes their advantages differ)")
+        else:
+            quiet[k] = "the overlong filter takes every answer with an advantage other than 0 out of the loss"
+    return signal, quiet
+
+
 def signal_groups(run: Run) -> list[int]:
-    """Prompts of the run's last rollout whose G answers got different task rewards: the groups dynamic sampling
-    keeps (DAPO eq. 11). Without the soft overlong punishment a group with equal rewards has all advantages 0."""
+    """Prompts of the run's last rollout (from 0) with a learning signal: an answer whose advantage is not 0 takes
+    part in the loss (see _signal). Without reward shaping or filters: the prompts whose answers' rewards differ."""
     ro = run.trainer.last_rollout
-    if ro is None:
-        return []
-    rewards = ro.rewards.view(run.trainer.cfg.prompts, run.trainer.cfg.group)      # (P, G)
-    return [int(i) for i in torch.nonzero(rewards.amax(-1) > rewards.amin(-1)).flatten()]
+    return [] if ro is None else _signal(run.trainer, ro)[0]
 
 
-def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
-    """The G responses to one prompt of the run's last rollout as a scenario for the Token Lab:
-    p_old as sampled, p_new under the current policy, the rewards, the run's objective and ε."""
+@dataclass(frozen=True)
+class Samples:
+    """What the sample viewer shows of one run, all taken at one moment, so all from one step: the rollout, its
+    log-probs under the policy of that moment, and the prompts with a learning signal by the numbers the trainer used.
+    scenario(k) is prompt k's G answers as a scenario for the Token Lab, built when asked (a step's rollout is a new
+    object, never changed in place, so it can be built after the lock is let go). Prompts are counted from 0 here (the
+    page counts them from 1)."""
+    run: Run
+    step: int
+    rollout: object
+    logp_new: torch.Tensor       # (B, T-1): the rollout's log-probs under the policy after `step`
+    signal: list[int]            # prompts with a learning signal (_signal)
+    quiet: dict[int, str]        # every other prompt: why it has none
+
+    @property
+    def label(self) -> str:
+        return self.run.label
+
+    @property
+    def prompts(self) -> int:
+        return self.run.trainer.cfg.prompts
+
+    @property
+    def first_signal(self) -> int:
+        """The prompt the viewer opens on: the first with a learning signal (the first prompt if none has one)."""
+        return self.signal[0] if self.signal else 0
+
+    def scenario(self, prompt: int) -> dict:
+        """Prompt `prompt`'s G answers as a scenario for the Token Lab (see _group)."""
+        return _group(self.run, self.rollout, self.logp_new, prompt, self.step)
+
+
+def samples(run: Run) -> Optional[Samples]:
+    """The run's last rollout as the sample viewer shows it, or None before its first step. Call it with the run's
+    Background lock held (the model is read, and the rollout, the model and the step count must be of one step)."""
     tr = run.trainer
     ro = tr.last_rollout
     if ro is None:
         return None
+    with torch.no_grad():
+        logp_new = sequence_logp(tr.model, ro.seq)[0]                          # (B, T-1) under the current policy
+    signal, quiet = _signal(tr, ro)
+    return Samples(run, tr.step_count, ro, logp_new, signal, quiet)
+
+
+def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
+    """The G responses to one prompt (from 0) of the run's last rollout as a scenario for the Token Lab (see _group)."""
+    view = samples(run)
+    return None if view is None else view.scenario(prompt)
+
+
+def _group(run: Run, ro, logp_new, prompt: int, step: int) -> dict:
+    """One prompt's G answers as a scenario: p_old as sampled, p_new under the current policy (logp_new, (B, T-1)),
+    the task rewards, and the run's objective and settings (its ε, c, L_max, dynamic sampling and overlong shaping),
+    so the Token Lab computes the advantages the trainer used."""
+    tr = run.trainer
     G = tr.cfg.group
     idx = list(range(prompt * G, (prompt + 1) * G))
-    with torch.no_grad():
-        logp_new, _, _, _ = sequence_logp(tr.model, ro.seq[idx])
     responses = []
-    for row, i in enumerate(idx):
+    for i in idx:
         pos = ro.resp[i].nonzero().flatten().tolist()
         toks = [tasks.NAMES[int(ro.seq[i, p + 1])] for p in pos]
         responses.append({"tokens": toks, "logp_old": [float(ro.logp_old[i, p]) for p in pos],
-                          "logp_new": [min(0.0, float(logp_new[row, p])) for p in pos],
+                          "logp_new": [min(0.0, float(logp_new[i, p])) for p in pos],
                           "reward": float(ro.rewards[i]), "truncated": bool(ro.truncated[i])})
     responses = [r for r in responses if r["tokens"]]
     s = tr.settings
@@ -215,8 +350,8 @@ def group_scenario(run: Run, prompt: int = 0) -> Optional[dict]:
             {"l_max": tr.cfg.max_new, "l_cache": tr.cfg.overlong_cache} if tr.cfg.overlong_cache else {})
     prompt_len = tr.cfg.max_digits + 2                    # PAD… BOS d1 … dn SEP
     prompt_text = tasks.detokenize([int(t) for t in ro.seq[idx[0]][:prompt_len]])
-    return {"title": f"{run.label}, step {tr.step_count}: answers to {prompt_text} ({tr.cfg.task})",
-            "notes": f"The {len(responses)} answers the toy policy sampled at step {tr.step_count} for the prompt "
+    return {"title": f"{run.label}, step {step}: answers to {prompt_text} ({tr.cfg.task})",
+            "notes": f"The {len(responses)} answers the toy policy sampled at step {step} for prompt {prompt + 1}, "
                      f"{prompt_text} (task: {tr.cfg.task}). p_old is the probability when sampled; p_new is under "
                      f"the policy after this step's {tr.cfg.minibatches} minibatch updates. Objective "
                      f"{OBJECTIVES[s.objective].title}.",
@@ -275,38 +410,170 @@ def _replay_comparison(off: Run, on: Run, reward_off: float, reward_on: float, c
     return text
 
 
-def _unfired_marks(x: Run, y: Run) -> list[str]:
-    """The marks x's objective has and y's lacks that no token of x's run has got yet (its clip_fraction_<mark>
-    is 0 at every step): while that holds, x's clip decisions are ones y's objective can make too."""
-    mine, theirs = OBJECTIVES[x.objective].marks, OBJECTIVES[y.objective].marks
-    return [mark for mark in mine if mark not in theirs
-            and sum(m.get(f"clip_fraction_{mark}", 0.0) for m in x.trainer.history) == 0]
+def _same(x: float, y: float) -> bool:
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+@dataclass(frozen=True)
+class Alike:
+    """How far two runs' lines coincide: they are equal in every panel both are drawn in at each of the first `steps`
+    steps both have run (`averaged`: some of those compared as averages of several steps); `differ_at` is the first
+    step both have run where a value differs (None: none does so far)."""
+    steps: int
+    averaged: bool
+    differ_at: Optional[int]
+
+
+def _lines_alike(a: Run, b: Run) -> Optional[Alike]:
+    """Where a's and b's lines coincide, over the steps both have run (runs step in rounds, so at a refresh one may be
+    a step ahead: the steps only one has are not compared); None when they share no step or differ at the first.
+    Rows are matched by the steps they cover (a row averaging older steps matches only the same steps)."""
+    ha, hb = list(a.trainer.history), list(b.trainer.history)       # snapshots: the trainers may append meanwhile
+    keys = [p.key for p in panel_specs([a, b]) if drawn_by(p, a) and drawn_by(p, b)]
+    rows = {(m["step"], _n(m)): m for m in ha}
+    common = [(rows[(m["step"], _n(m))], m) for m in hb if (m["step"], _n(m)) in rows]
+    equal = 0
+    for x, y in common:
+        if any(not _same(x[k], y[k]) for k in keys if k in x and k in y):
+            break
+        equal += 1
+    if not equal:
+        return None
+    same = [y for _, y in common[:equal]]
+    return Alike(sum(_n(y) for y in same), any(_n(y) > 1 for y in same),
+                 None if equal == len(common) else common[equal][1]["step"] - _n(common[equal][1]) + 1)
+
+
+def _first_mark(run: Run, mark: str) -> Optional[str]:
+    """Where the run's tokens first got `mark` ("step 12", or the averaged row's steps), None if never."""
+    return next((_where(m) for m in run.trainer.history if m.get(f"clip_fraction_{mark}", 0.0) > 0), None)
 
 
 def _identical(runs: list[Run]) -> list[str]:
-    """A sentence for each later run whose rewards so far equal an earlier run's at every step (its lines hide the
-    earlier run's), with a reason when one objective has a mark the other lacks and no token has got it yet (as
-    Dual-Clip's "dual" mark against GRPO): the reason is the objective's own words for that mark."""
+    """A sentence for each later run whose lines equal an earlier run's in every panel both are drawn in (drawn over
+    the earlier run's, they hide them): at every step both have run so far, or over their first steps before they
+    parted. With a reason when one objective has a mark the other lacks: no token has got it yet (as Dual-Clip's
+    "dual" mark against GRPO; the reason is the objective's own words for that mark), or where a token first did."""
     out = []
     for k, b in enumerate(runs):
-        hb = b.trainer.history
         for a in runs[:k]:
-            ha = a.trainer.history
-            if not hb or len(ha) != len(hb) or any(x["reward"] != y["reward"] for x, y in zip(ha, hb)):
+            alike = _lines_alike(a, b)
+            if alike is None:
                 continue
-            averaged = any(_n(m) > 1 for m in hb)
-            text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same reward at every one of "
-                    f"{hb[-1]['step']} steps{', the older ones compared as averages' if averaged else ''}), so they "
-                    "hide them.")
+            older = ", the older ones compared as averages" if alike.averaged else ""
+            if alike.differ_at is None:
+                text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same value in every panel both "
+                        f"are drawn in, at each of the {alike.steps} steps both have run{older}), so they hide them.")
+            else:
+                text = (f"Up to step {alike.differ_at - 1}, {b.label}'s curves lie exactly on {a.label}'s (the same "
+                        f"value in every panel both are drawn in, at each of those {alike.steps} steps{older}) and "
+                        f"hide them; from step {alike.differ_at} they differ.")
             for x, y in ((a, b), (b, a)):
                 obj, other = OBJECTIVES[x.objective], OBJECTIVES[y.objective]
-                for mark in _unfired_marks(x, y):
+                for mark in [m for m in obj.marks if m not in other.marks]:
                     why = obj.reasons[mark].format(**bounds(x.trainer.settings))
                     who = "a token " + (why if why.startswith("whose ") else f"that {why}")
-                    text += (f" {obj.title} has a mark {other.title} lacks, for {who} ({obj.marks[mark]}), and no "
-                             f"token has reached that yet.")
+                    first = _first_mark(x, mark)
+                    text += (f" {obj.title} has a mark {other.title} lacks, for {who} ({obj.marks[mark]}), and "
+                             + ("no token has reached that yet." if first is None else
+                                f"{x.label}'s tokens first got it at {first}."))
             out.append(text)
             break
+    return out
+
+
+def _band(run: Run) -> Optional[tuple[float, float]]:
+    """The run's clip range [1 − ε_low, 1 + ε_high] when its objective clips a ratio to one (clip_form 'ppo', both
+    bounds set), else None."""
+    s = run.trainer.settings
+    if OBJECTIVES[run.objective].clip_form != "ppo" or s.eps_low is None or s.eps_high is None:
+        return None
+    return 1 - s.eps_low, 1 + s.eps_high
+
+
+def _tail(history: list[dict], steps: int = 10) -> tuple[list[dict], int]:
+    """The rows of the last `steps` steps (more when the last rows average several steps), and the steps they cover."""
+    tail, covered = [], 0
+    for m in reversed(history):
+        if covered >= steps:
+            break
+        tail.insert(0, m)
+        covered += _n(m)
+    return tail, covered
+
+
+def _pct(rows: list[dict], key: str) -> float:
+    """The mean of a metric over the rows, NaN when a row lacks it."""
+    return _mean(rows, key) if all(key in m for m in rows) else math.nan
+
+
+def _and(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _names(labels: list[str]) -> str:
+    """"A's", "A's and B's", "A's, B's and C's"."""
+    return _and([f"{x}'s" for x in labels])
+
+
+def _wider(width: float, other: float) -> str:
+    """How a band `width` wide compares with one `other` wide: "571 times narrower than", "as wide as", ..."""
+    if math.isclose(width, other, rel_tol=1e-9):
+        return "as wide as"
+    return f"{other / width:.3g} times narrower than" if width < other else f"{width / other:.3g} times wider than"
+
+
+def _clip_levels(runs: list[Run]) -> list[str]:
+    """Why an objective whose clip acts on each answer's sequence ratio (its level is 'sequence', as GSPO's) counts
+    more tokens as clipped than one that clips token by token (as GRPO): its band, from the run's own ε_low and ε_high,
+    against theirs, and a clipped sequence ratio marks every token of its answer. One sentence per such run, from each
+    run's last 10 steps; it says "more" only when the numbers are more. The words about the objective (its level,
+    its ratio's symbol) come from its definition."""
+    def level(r: Run) -> str:
+        return OBJECTIVES[r.objective].level
+
+    def tail(r: Run) -> tuple[list[dict], int]:
+        return _tail(list(r.trainer.history))
+
+    banded = [r for r in runs if r.trainer.history and _band(r) is not None]
+    tokens = [r for r in banded if level(r) == "token"]
+    out = []
+    for r in (r for r in banded if level(r) == "sequence"):
+        obj, (lo, hi), s = OBJECTIVES[r.objective], _band(r), r.trainer.settings
+        rows, covered = tail(r)
+        clipped, answers = _pct(rows, "clip_fraction"), _pct(rows, "seq_clip_fraction")
+        x, width = obj.seq_ratio_symbol or "s", hi - lo
+        theirs = {t.label: (_pct(tail(t)[0], "clip_fraction"), _pct(tail(t)[0], "seq_clip_fraction"), _band(t))
+                  for t in tokens}
+        against = _and([f"{t}'s {c:.1%}" for t, (c, _, _) in theirs.items()])
+        if theirs and clipped > max(c for c, _, _ in theirs.values()):
+            text = f"Why {r.label} clips more tokens: {clipped:.1%} against {against} (last {covered} steps). Its"
+        elif theirs:
+            text = f"{r.label} clips {clipped:.1%} of tokens against {against} (last {covered} steps); its"
+        else:
+            text = f"{r.label} clips {clipped:.1%} of tokens (last {covered} steps): its"
+        text += (f" band [{fmt(lo)}, {fmt(hi)}] (ε_low = {s.eps_low:g}, ε_high = {s.eps_high:g}) is {width:.3g} "
+                 "wide")
+        bands: dict[tuple[float, float], list[str]] = {}
+        for t, (_, _, band) in theirs.items():
+            bands.setdefault(band, []).append(t)
+        if bands:
+            text += ", " + _and([f"{_wider(width, b_hi - b_lo)} {_names(ts)} [{fmt(b_lo)}, {fmt(b_hi)}]"
+                                 for (b_lo, b_hi), ts in bands.items()])
+        text += (f", and it acts on each answer's sequence ratio {x}_i, the geometric mean of the answer's token "
+                 f"ratios: when {x}_i leaves the band in the direction the answer's advantage pushes, every token of "
+                 "the answer counts as clipped")
+        if theirs:
+            shares = [(r.label, answers)] + [(t, a) for t, (_, a, _) in theirs.items()]
+            text += ". Answers with a clipped token: " + _and([f"{a:.1%} of {t}'s" for t, a in shares])
+        else:
+            text += f". {answers:.1%} of its answers were clipped"
+            spread = _pct(rows, "log_ratio_std")
+            if spread > 0:
+                text += (f", while its tokens' log π_θ/π_old spread by {spread:.3g} (std) per step against a band "
+                         f"{math.log(hi / lo):.3g} wide in log terms")
+        out.append(text + ".")
     return out
 
 
@@ -318,7 +585,8 @@ def summary(runs: list[Run]) -> str:
 def summary_lines(runs: list[Run]) -> list[str]:
     """One sentence per run from its history: reward and accuracy now, clip fraction, a collapse if there was one,
     and for the MoE the expert changes; then, when GRPO ran with and without Routing Replay, what that comparison
-    shows so far. Only what was computed."""
+    shows so far; why an objective that clips whole answers counts more tokens as clipped (_clip_levels); and which
+    run's lines hide another's (_identical). Only what was computed."""
     parts = []
     tails = {}                                            # label → (last-10 mean reward, its collapse if any)
     for r in runs:
@@ -326,12 +594,7 @@ def summary_lines(runs: list[Run]) -> list[str]:
         if not h:
             continue
         last = h[-1]
-        tail, covered = [], 0
-        for m in reversed(h):                             # the rows of the last 10 steps (more if averaged)
-            if covered >= 10:
-                break
-            tail.insert(0, m)
-            covered += _n(m)
+        tail, covered = _tail(h)                          # the rows of the last 10 steps (more if averaged)
         mean = lambda k: _mean(tail, k)  # noqa: E731
         text = (f"{r.label}: after {last['step']} steps the mean reward is {mean('reward'):.3f} and exact "
                 f"accuracy {mean('accuracy'):.0%} (last {max(10, covered)} steps); {mean('clip_fraction'):.1%} of "
@@ -352,6 +615,7 @@ def summary_lines(runs: list[Run]) -> list[str]:
     for off, on in pairs:
         (reward_off, fall_off), (reward_on, fall_on) = tails[off.label], tails[on.label]
         parts.append(_replay_comparison(off, on, reward_off, reward_on, collapsed=bool(fall_off or fall_on)))
+    parts.extend(_clip_levels(runs))
     parts.extend(_identical(runs))
     return parts
 
