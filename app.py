@@ -7,17 +7,13 @@ import time
 import streamlit as st
 
 from gspo_viz.toy.foreground import FOREGROUND
-from gspo_viz.ui.state import boot, show_flash, sync_url
+from gspo_viz.ui.state import PAGE_FILES, boot, show_flash, sync_url
+from gspo_viz.scenarios.talks import SCENE_PAGES
+from gspo_viz.ui.talk import in_talk, talk_bar, talk_sidebar
 from gspo_viz.ui.widgets import scenario_sidebar
 from gspo_viz.views.text import safe_markdown
 
-PAGES = {
-    "token_lab": "pages/1_token_lab.py",
-    "clip_explorer": "pages/2_clip_explorer.py",
-    "length": "pages/3_length_aggregation.py",
-    "formula": "pages/4_formula_checker.py",
-    "train": "pages/5_train.py",
-}
+PAGES = PAGE_FILES
 
 
 def landing():
@@ -37,15 +33,18 @@ def landing():
     a, b, c = st.columns(3)
     with a:
         st.markdown("**Giving a talk**")
-        st.caption("Load a preset from the sidebar, compare GRPO, GSPO and Dual-Clip side by side, and copy the "
-                   "link: it reopens exactly this view.")
+        st.caption("Present the ready talk, ten scenes stepped with the arrow keys or a clicker, or show any view in "
+                   "talk mode (no controls, large type, charts first) from the sidebar's Talk section, where you can "
+                   "also build your own talk from views and save it.")
+        st.markdown("[:material/slideshow: GRPO → GSPO → Dual-Clip in ten scenes](?mode=talk&talk=grpo_gspo_dual_clip)")
         st.page_link(PAGES["token_lab"], label="Token Lab", icon=":material/grid_on:")
         st.page_link(PAGES["clip_explorer"], label="Clip Explorer", icon=":material/show_chart:")
         st.page_link(PAGES["train"], label="Train a toy policy live", icon=":material/model_training:")
     with b:
-        st.markdown("**Working through an example**")
-        st.caption("The articles' worked examples, every step with its numbers, and where a popular explanation "
-                   "gets a step wrong.")
+        st.markdown("**Learning on your own**")
+        st.caption("Nine short lessons: predict first, then see the computed answer and why; the articles' worked "
+                   "examples, every step with its numbers, and where a popular explanation gets a step wrong.")
+        st.page_link(PAGES["lessons"], label="Lessons", icon=":material/school:")
         st.page_link(PAGES["formula"], label="Formula Checker", icon=":material/calculate:")
         st.page_link(PAGES["length"], label="Length & Aggregation", icon=":material/straighten:")
     with c:
@@ -62,17 +61,22 @@ def landing():
 started = time.perf_counter()
 with FOREGROUND.page_run():   # training slots wait while a page runs (gspo_viz/toy/foreground.py)
     st.set_page_config(page_title="gspo-viz", page_icon=":material/insights:", layout="wide")
-    page = st.navigation([
-        st.Page(landing, title="Home", icon=":material/home:", default=True),
-        st.Page(PAGES["token_lab"], title="Token Lab", icon=":material/grid_on:"),
-        st.Page(PAGES["clip_explorer"], title="Clip Explorer", icon=":material/show_chart:"),
-        st.Page(PAGES["length"], title="Length & Aggregation", icon=":material/straighten:"),
-        st.Page(PAGES["formula"], title="Formula Checker", icon=":material/calculate:"),
-        st.Page(PAGES["train"], title="Train", icon=":material/model_training:"),
-    ])
-    boot()
+    boot()                    # the link's scenario, controls and talk, once per session
+    routes = {key: st.Page(PAGES[key], title=title, icon=icon) for key, title, icon in [
+        ("token_lab", "Token Lab", ":material/grid_on:"), ("clip_explorer", "Clip Explorer", ":material/show_chart:"),
+        ("length", "Length & Aggregation", ":material/straighten:"),
+        ("formula", "Formula Checker", ":material/calculate:"), ("train", "Train", ":material/model_training:"),
+        ("lessons", "Lessons", ":material/school:")]}
+    page = st.navigation([st.Page(landing, title="Home", icon=":material/home:", default=True), *routes.values()],
+                         position="hidden" if in_talk() else "sidebar")
+    page_key = next((key for key, p in routes.items() if p.url_path == page.url_path), None)
+    if in_talk():
+        talk_bar(PAGES, page_key)   # first: it sends the viewer to the scene's page, before any message shows
     show_flash()
-    scenario_sidebar()
+    if not in_talk() and (page_key is None or page_key in SCENE_PAGES):   # the pages that show the shared scenario
+        scenario_sidebar()
+        with st.sidebar:
+            talk_sidebar(page_key)
     st.session_state.in_app_run = True  # pages check this (require_app) to know they run inside app.py
     try:
         page.run()

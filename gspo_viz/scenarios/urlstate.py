@@ -77,15 +77,24 @@ def decode_controls(text: str) -> dict:
         raise ScenarioError("link", f"the page settings are {len(text)} characters; the limit is {MAX_LINK_CHARS}")
     try:
         ctl = loads(text)
-        check_tree(ctl)  # nesting, lone surrogates, huge integers
     except ScenarioError as e:
         raise ScenarioError("link", f"the page settings: {e}") from None
+    return check_controls(ctl, "link", "the page settings")
+
+
+def check_controls(ctl: Any, where: str, what: str = "the controls") -> dict:
+    """`ctl` if it is what a page's controls hold (an object of numbers, text, true/false or flat lists of them),
+    else ScenarioError(where, ...) saying what is wrong (a link's `v`, a talk scene's `controls`)."""
+    try:
+        check_tree(ctl)  # nesting, lone surrogates, huge integers
+    except ScenarioError as e:
+        raise ScenarioError(where, f"{what}: {e}") from None
     if not isinstance(ctl, dict):
-        raise ScenarioError("link", f"the page settings must be a JSON object, got {brief(ctl)}")
+        raise ScenarioError(where, f"{what} must be a JSON object, got {brief(ctl)}")
     if len(ctl) > MAX_CONTROLS:
-        raise ScenarioError("link", f"the page settings hold {len(ctl)} controls; the limit is {MAX_CONTROLS}")
+        raise ScenarioError(where, f"{what} hold {len(ctl)} controls; the limit is {MAX_CONTROLS}")
     for key, value in ctl.items():
         values = value if isinstance(value, list) else [value]
         if not all(_control_value_ok(x) for x in values):
-            raise ScenarioError("link", f"the page setting {brief(key)} has a value no control takes: {brief(value)}")
+            raise ScenarioError(where, f"{what}: {brief(key)} has a value no control takes: {brief(value)}")
     return ctl

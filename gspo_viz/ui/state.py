@@ -12,12 +12,22 @@ from typing import Any, Callable
 import streamlit as st
 
 from ..scenarios.files import ScenarioError, brief, parse_scenario
+from ..scenarios.talks import example_path
 from ..scenarios.urlstate import decode_controls, decode_scenario, encode_scenario
 from ..views.text import plain_text
-from .talk import TALK, in_talk
+from .talk import TALK, boot_talk, current_talk, in_talk, talk_params
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_EXAMPLE = "default_group.json"
+# The app's pages by key (app.py routes to them; a talk's scenes name them by key)
+PAGE_FILES = {
+    "token_lab": "pages/1_token_lab.py",
+    "clip_explorer": "pages/2_clip_explorer.py",
+    "length": "pages/3_length_aggregation.py",
+    "formula": "pages/4_formula_checker.py",
+    "train": "pages/5_train.py",
+    "lessons": "pages/6_lessons.py",
+}
 
 
 def example_files() -> list[Path]:
@@ -33,6 +43,30 @@ def read_example(path: str) -> dict:
 
 def default_scenario() -> dict:
     return read_example(str(EXAMPLES / DEFAULT_EXAMPLE))
+
+
+@st.cache_data(show_spinner=False)
+def _examples_by_key() -> dict[str, str]:
+    """{a shipped example's canonical JSON: its name} (the same for every viewer)."""
+    return {json.dumps(read_example(str(p)), sort_keys=True): p.stem for p in example_files()}
+
+
+def example_name(data: dict) -> str | None:
+    """The name of the shipped example `data` is, unchanged, or None (so a link can say `example=NAME`)."""
+    return _examples_by_key().get(json.dumps(data, sort_keys=True))
+
+
+def _example_from_link(qp) -> dict | None:
+    """The link's `example=NAME` (a short link to a shipped example), or None with a message saying why not."""
+    if "example" not in qp or "s" in qp:
+        return None
+    try:
+        data = read_example(str(example_path(qp["example"], EXAMPLES)))
+        parse_scenario(data)
+        return data
+    except ScenarioError as e:
+        flash(f"This link's example could not be opened ({e.message}); showing the default scenario instead.")
+    return None
 
 
 def flash(message: str) -> None:
@@ -93,15 +127,15 @@ def boot() -> None:
         return
     ss.booted = True
     qp = st.query_params
-    ss.mode = TALK if qp.get("mode") == TALK else None
     data = None
     try:
-        data = _scenario_from_link(qp)
+        data = _scenario_from_link(qp) or _example_from_link(qp)
     finally:
         set_scenario(data if data is not None else default_scenario())
         ss.ctl = {}
         ss.ctl_version = 0
     ss.ctl = _controls_from_link(qp)
+    boot_talk(qp, flash)          # talk mode; a talk's scene replaces the scenario and controls
 
 
 def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
@@ -126,10 +160,21 @@ def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
     return out
 
 
-def sync_url() -> None:
-    """Write the current scenario and controls into the URL (only when they changed)."""
+def link_params() -> dict:
+    """The link's parameters for the current view: the scenario (`example=NAME` when it is a shipped example,
+    unchanged; else `s`) and the controls (`v`)."""
     ss = st.session_state
-    want = {"s": encode_scenario(ss.scenario), "v": json.dumps(ss.ctl, separators=(",", ":"), sort_keys=True)}
+    name = example_name(ss.scenario)
+    scenario = {"example": name} if name else {"s": encode_scenario(ss.scenario)}
+    return scenario | {"v": json.dumps(ss.ctl, separators=(",", ":"), sort_keys=True)}
+
+
+def sync_url() -> None:
+    """Write the current view into the URL (only when it changed): in a talk, the talk and its scene (the scene
+    holds the scenario and controls); else the scenario and controls, and `mode=talk` in talk mode."""
+    want = talk_params() if current_talk() is not None and in_talk() else link_params()
+    if in_talk():
+        want = {"mode": TALK} | want
     if {k: st.query_params.get(k) for k in want} != want or len(st.query_params) != len(want):
         st.query_params.from_dict(want)
 

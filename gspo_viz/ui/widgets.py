@@ -8,11 +8,12 @@ import streamlit as st
 
 from ..core.objectives import NAMES
 from ..core.settings import ADVANTAGE_MODES, COMMON_DEFAULTS, KL_ESTIMATORS, Settings, SettingsError
-from ..scenarios.files import MAX_FILE_BYTES, ScenarioError, cut, loads_bytes, parse_scenario
+from ..scenarios.files import MAX_FILE_BYTES, cut, parse_scenario
 from ..views.style import clip_legend as legend_lines
-from ..views.text import plain_text, safe_markdown
+from ..views.text import safe_markdown
 from .state import example_files, flash, read_example, set_scenario
 from .talk import in_talk
+from .uploads import read_upload
 
 OBJECTIVE_NAMES = list(NAMES)
 # What the ε boxes and c show while a scenario leaves them unset and every objective uses the same ε
@@ -77,19 +78,13 @@ def preset_picker(label: str, files: list[Path], key: str, button: str, icon: st
 def _import(upload) -> None:
     """An uploaded scenario file becomes the scenario, or its one-line message shows under the uploader (the file
     is read by the command line's rules: at most 2 MB, UTF-8, valid JSON, a valid scenario)."""
-    name = cut(upload.name, 60)
-    try:
-        if upload.size > MAX_FILE_BYTES:
-            raise ScenarioError("", f"the file is {upload.size} bytes; the limit is {MAX_FILE_BYTES} "
-                                    f"({MAX_FILE_BYTES / 1e6:g} MB)")
-        data = loads_bytes(upload.getvalue())
+    def check(data):
         parse_scenario(data)
-    except ScenarioError as e:
-        st.error(plain_text(f"{name}: {e}"), icon=":material/error:")
+        return data
+    data = read_upload(upload, check, "imported")
+    if data is None:
         return
-    except Exception as e:  # noqa: BLE001 (an upload must never break every page; the message names the error)
-        st.error(plain_text(f"{name}: could not be imported ({type(e).__name__})"), icon=":material/error:")
-        return
+    name = cut(upload.name, 60)
     set_scenario(data)
     flash(f"Imported {name}.")
     st.rerun()
