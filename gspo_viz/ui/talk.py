@@ -24,7 +24,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TALKS = EXAMPLES / "talks"
 
 # Our own style sheet for talk mode (no user text in it): no sidebar or header, large type, and on screens larger
-# than a 1280×720 projector the whole page scaled up, so the view designed for 720 px fills 1080 px too.
+# than a 1280×720 projector the whole page scaled up, so the view designed for 720 px fills 1080 px too. A Plotly
+# chart inside a zoomed page is drawn at the zoomed size of its box and then zoomed again (cut off at the right), so
+# each chart undoes the zoom: it is laid out in the zoomed page (its box 1.5× as wide and high) and drawn at 1×.
 TALK_CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"],
@@ -34,8 +36,8 @@ TALK_CSS = """
 [data-testid="stCaptionContainer"] {font-size: 1.0rem;}
 .st-key-talk_pageup, .st-key-talk_pagedown {display: none;}
 .st-key-talk_title h3 {font-size: 1.7rem; line-height: 1.2; padding: 0; margin: 0;}
-@media (min-width: 1700px) and (min-height: 950px) { .stApp {zoom: 1.5;} }
-@media (min-width: 2400px) and (min-height: 1350px) { .stApp {zoom: 2.0;} }
+@media (min-width: 1700px) and (min-height: 950px) { .stApp {zoom: 1.5;} .stPlotlyChart {zoom: calc(1 / 1.5);} }
+@media (min-width: 2400px) and (min-height: 1350px) { .stApp {zoom: 2;} .stPlotlyChart {zoom: 0.5;} }
 </style>
 """
 
