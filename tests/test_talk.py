@@ -2,6 +2,7 @@
 the field, the shipped ten-scene talk true to the numbers it shows, talk links (`mode=talk`, `talk=`, `t=`, `scene=`)
 and short links (`example=NAME`) in AppTest. tests/test_browser_talk.py drives the same in Chromium."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,29 @@ def test_the_shipped_talks_titles_say_what_the_numbers_show():
     res = results(s[1], c["fc_objective"])
     assert f"{float(res.explanation.token_ratio[c['fc_response'], c['fc_token']]):.3f}" == "1.333"
     assert float(res.explanation.grad_weight[c["fc_response"], c["fc_token"]]) == 0.0
+    # 4: an unclipped token's GRPO weight is r·A/(G·|o|): 1 · 0.7071/(2 · 4) = 0.0884 in the 4-token answer, twice
+    # that per token (0.7071/(2 · 2) = 0.1768, in size) in the 2-token one
+    res = results(s[3], "grpo")
+    assert "r·A/(G·|o|)" in s[3].title
+    G, lengths = len(s[3].scenario["responses"]), [len(r["tokens"]) for r in s[3].scenario["responses"]]
+    for i, L in enumerate(lengths):
+        for t in range(L):
+            r, A = float(res.explanation.token_ratio[i, t]), float(res.advantages[i])
+            assert float(res.explanation.grad_weight[i, t]) == pytest.approx(r * A / (G * L), rel=1e-6)
+    assert lengths[0] > lengths[1] and abs(float(res.explanation.grad_weight[0, 0])) < abs(
+        float(res.explanation.grad_weight[1, 0]))
+    # 5: s_i is the geometric mean of the token ratios
+    res = results(s[4], "gspo")
+    for i, resp in enumerate(s[4].scenario["responses"]):
+        L = len(resp["tokens"])
+        geo = math.exp(sum(math.log(float(x)) for x in res.explanation.token_ratio[i, :L]) / L)
+        assert float(res.explanation.seq_ratio[i]) == pytest.approx(geo, rel=1e-9)
+    # 7: GSPO clips a good answer (A > 0) whole because its s lies past 1 + ε_high, not because of its reward
+    res = results(s[6], "gspo")
+    clipped = [i for i in range(len(res.advantages)) if bool(res.explanation.clip[i, 0])]
+    assert clipped and all(float(res.advantages[i]) > 0 and float(res.explanation.seq_ratio[i])
+                           > 1 + res.explanation.settings.eps_high
+                           for i in clipped)
     # 6: token ratios 1.105, 1, 0.905 (product 1.00003) give s = 1 to 4 decimals, for both answers
     res = results(s[5], "gspo")
     assert [f"{x:.4f}" for x in res.explanation.seq_ratio.tolist()] == ["1.0000", "1.0000"]
