@@ -29,10 +29,12 @@ def remember(make):
 
 
 def move(control_key: str, value, widget_key) -> None:
-    """Button callback: set a control's value; its widget is drawn afresh with it."""
+    """Button callback: set a control's value, and its widget's own value (deleting the widget's state instead left
+    the browser's copy of the old value, which the next click on anything sent back: Next, then a prediction,
+    returned to the lesson before)."""
     ss.ctl[control_key] = value
-    if widget_key is not None and widget_key in ss:
-        del ss[widget_key]
+    if widget_key is not None:
+        ss[widget_key] = value
 
 
 def ctl(control_key: str, make, default):
