@@ -7,6 +7,7 @@ from gspo_viz.views.steps import autograd_step, plain_powers, seed_mistakes, tok
 from gspo_viz.ui.state import DEFAULT_EXAMPLE, control, example_files, require_app
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, preset_picker
+from gspo_viz.views.style import fmt
 from gspo_viz.views.text import plain_text, safe_markdown  # a shared scenario's text: no remote images, no raw HTML
 
 require_app()
@@ -53,10 +54,12 @@ except ScenarioError as e:
     st.error(f"{OBJECTIVES[name].title} cannot run on this scenario: {e}", icon=":material/error:")
 else:
     objective_header(name)
-    for k, step in enumerate(token_steps(res, i, t) + [autograd_step(res, i, t)], start=1):
-        left, right = st.columns([1, 3])
-        left.markdown(f"**{k}.** {step.label}")
-        right.latex(step.latex)
+    steps = token_steps(res, i, t) + [autograd_step(res, i, t)]
+    if TALK:   # the punchline first: on a projector the last steps lie below the screen
+        st.markdown(f"**{steps[-2].label}: {fmt(steps[-2].value)}** · {steps[-1].label}: {fmt(steps[-1].value)}")
+    for k, step in enumerate(steps, start=1):
+        st.markdown(f"**{k}.** {step.label}")    # the formula under its label, across the page: long ones fit
+        st.latex(step.latex)
     st.caption("Conventions: " + plain_powers("; ".join(res.conventions)))
 
     mistakes = seed_mistakes(res, i, t)

@@ -97,6 +97,11 @@ def test_the_shipped_talks_titles_say_what_the_numbers_show():
     res = results(s[1], c["fc_objective"])
     assert f"{float(res.explanation.token_ratio[c['fc_response'], c['fc_token']]):.3f}" == "1.333"
     assert float(res.explanation.grad_weight[c["fc_response"], c["fc_token"]]) == 0.0
+    # 3: the Clip Explorer's marked token (t = 1 of the one answer) has A > 0 and r = 4/3 past 1 + ε: gradient 0
+    res = results(s[2], "grpo")
+    t = s[2].controls["ce_token"]
+    assert "A > 0" in s[2].title and float(res.advantages[0]) > 0
+    assert float(res.explanation.token_ratio[0, t]) > 1.2 and float(res.explanation.grad_weight[0, t]) == 0
     # 4: an unclipped token's GRPO weight is r·A/(G·|o|): 1 · 0.7071/(2 · 4) = 0.0884 in the 4-token answer, twice
     # that per token (0.7071/(2 · 2) = 0.1768, in size) in the 2-token one
     res = results(s[3], "grpo")
@@ -187,6 +192,9 @@ def test_the_formula_checker_and_clip_explorer_scenes_show_their_charts_only(app
     i, t = scene.controls.get("fc_response", 0), scene.controls.get("fc_token", 0)
     token = scene.scenario["responses"][i]["tokens"][t]
     assert f"Response {i + 1}, token t = {t + 1}: “{token}”" in shown(at)
+    # the punchline first (on a projector the last steps lie below the screen): the weight and autograd's answer
+    weight = float(results(scene, scene.controls["fc_objective"]).explanation.grad_weight[i, t])
+    assert weight == 0 and "**policy gradient weight: 0** · autograd check" in shown(at)
     at = app({"mode": "talk", "talk": SHIPPED, "scene": "9"})
     scene = talk.scenes[8]
     res = results(scene, "grpo")
