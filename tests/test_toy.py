@@ -552,7 +552,7 @@ def test_identical_curves_are_explained_by_a_mark_one_objective_has_and_has_not_
     text = said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.1, 0.2, 0.4))])
     assert "so far" not in text
     assert ("Up to step 2, B's curves lie exactly on A's (the same value in every panel both are drawn in, at each of "
-            "those 2 steps) and hide them; from step 3 they differ.") in text
+            "those 2 steps) and hide A's lines; from step 3 they differ.") in text
     # different from the first step: no sentence at all
     assert "lie exactly" not in said([run("A", "grpo"), run("B", "dual_clip", rewards=(0.5, 0.2, 0.3))])
 

@@ -133,7 +133,7 @@ def test_a_note_names_hidden_lines_while_the_runs_step_counts_differ():
     assert all(a[k] == b[k] for a, b in zip(grpo.trainer.history, dual.trainer.history) for k in keys)
     text = said([grpo, dual])
     assert ("Dual-Clip's curves lie exactly on GRPO's so far (the same value in every panel both are drawn in, at "
-            "each of the 2 steps both have run), so they hide them.") in text
+            "each of the 2 steps both have run), so Dual-Clip's lines hide GRPO's.") in text
     assert "Dual-Clip PPO has a mark GRPO lacks" in text and "no token has reached that yet" in text
 
 

@@ -463,11 +463,12 @@ def _identical(runs: list[Run]) -> list[str]:
             older = ", the older ones compared as averages" if alike.averaged else ""
             if alike.differ_at is None:
                 text = (f"{b.label}'s curves lie exactly on {a.label}'s so far (the same value in every panel both "
-                        f"are drawn in, at each of the {alike.steps} steps both have run{older}), so they hide them.")
+                        f"are drawn in, at each of the {alike.steps} steps both have run{older}), so {b.label}'s lines hide "
+                        f"{a.label}'s.")
             else:
                 text = (f"Up to step {alike.differ_at - 1}, {b.label}'s curves lie exactly on {a.label}'s (the same "
                         f"value in every panel both are drawn in, at each of those {alike.steps} steps{older}) and "
-                        f"hide them; from step {alike.differ_at} they differ.")
+                        f"hide {a.label}'s lines; from step {alike.differ_at} they differ.")
             for x, y in ((a, b), (b, a)):
                 obj, other = OBJECTIVES[x.objective], OBJECTIVES[y.objective]
                 for mark in [m for m in obj.marks if m not in other.marks]:
