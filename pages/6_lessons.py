@@ -202,6 +202,8 @@ if record is not None and (shown_here or follow):
         row = reveal.figures[start:start + reveal.per_row]
         for k, (col, fig) in enumerate(zip(st.columns(reveal.per_row), row)):
             col.plotly_chart(fig, key=f"ls_fig_{lesson.key}_{start + k}", **PLOT_ARGS)
+    if reveal.figure_note:
+        st.caption(reveal.figure_note)
     st.container(border=True).markdown(f":material/lightbulb: **Takeaway**: {safe_markdown(lesson.takeaway)}")
 elif record is not None:
     was = {True: " Your prediction then was right for those numbers.",

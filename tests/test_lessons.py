@@ -374,3 +374,25 @@ def test_progress_and_numbers_come_back_from_the_link():
 def test_talk_mode_does_not_break_the_page():
     at = open_lessons({"mode": "talk"})
     assert not at.exception and at.header[0].value.startswith("1. ")
+
+
+@pytest.mark.parametrize("key", ["clipped_gradient", "dual_clip_floor", "soft_gates"])
+def test_the_curve_plots_note_says_how_their_gradient_gives_the_quoted_weight(key):
+    """The curves are one token's term before aggregation (lesson 8 quoted 0.1798 beside a plot at 1.08): the note
+    under them gives each objective's aggregation factor, and factor × the gradient curve at r is the quoted weight."""
+    from gspo_viz.core.curves import clip_curve
+    from gspo_viz.lessons import read as R
+    les = lesson(key)
+    case = run_case(les)
+    rv = les.reveal(case)
+    mod = __import__(f"gspo_viz.lessons.{key}", fromlist=["I", "T"])
+    i, t = mod.I, mod.T
+    assert rv.figures and rv.figure_note
+    named = [n for n in case.results if f" under {R.title(n)}" in rv.figure_note]
+    assert len(named) == {"clipped_gradient": 1, "dual_clip_floor": 2, "soft_gates": 3}[key]   # each plotted one
+    for name in named:
+        res = case.results[name]
+        f = R.factor(res, i, t)
+        assert f"{R.num(f)} under {R.title(name)}" in rv.figure_note
+        curve = clip_curve(name, [R.ratio(res, i, t)], R.adv(res, i), res.explanation.settings).grad[0]
+        assert f * curve == pytest.approx(R.grad(res, i, t), rel=1e-6, abs=1e-12)

@@ -103,6 +103,7 @@ class Reveal:
     figures: list = field(default_factory=list)   # Plotly figures, laid out two per row
     steps: list = field(default_factory=list)     # (heading, [Step]): a token's computation, when it helps
     per_row: int = 2                               # figures side by side
+    figure_note: str = ""                          # what the figures show, under them
 
     def sentences(self) -> list[str]:
         """Every sentence of the explanation, details after their point."""

@@ -71,7 +71,7 @@ def reveal(case) -> Reveal:
     steps = token_steps(res, I, T) + [autograd_step(res, I, T)]
     figures = [R.curve_figure({NAME: res}, "value", A, r, w), R.curve_figure({NAME: res}, "grad", A, r, w)]
     return Reveal(R.direction(g), f"{R.num(g)}, {question(case).label(R.direction(g))}", lines, figures,
-                  [(f"{w} step by step ({obj.title})", steps)])
+                  [(f"{w} step by step ({obj.title})", steps)], figure_note=R.curve_note({NAME: res}, I, T))
 
 
 LESSON = Lesson("clipped_gradient", "Why a clipped token gets no policy gradient",

@@ -75,7 +75,7 @@ def reveal(case) -> Reveal:
     lines += compare
     results = {PLAIN: plain, FLOORED: floored}
     figures = [R.curve_figure(results, "value", A, r, w), R.curve_figure(results, "grad", A, r, w)]
-    return Reveal(answer, answer_text, lines, figures)
+    return Reveal(answer, answer_text, lines, figures, figure_note=R.curve_note(results, I, T))
 
 
 LESSON = Lesson("dual_clip_floor", "Dual-Clip's floor",

@@ -204,6 +204,15 @@ def term_at(res, r: float, A: float) -> tuple[float, float]:
     return (None if c.value is None else c.value[0]), c.grad[0]
 
 
+def curve_note(results: dict, i: int, t: int) -> str:
+    """What the curve figures show against the gradient weights the sentences quote: the per-token term and its
+    ∂/∂log π before aggregation, so a quoted weight is the curve at r times the token's aggregation factor."""
+    factors = [f"{num(factor(res, i, t))} under {title(name)}" for name, res in results.items()]
+    return ("The plots show one token's term and its gradient ∂term/∂log π_θ against the ratio, before "
+            "aggregation: a gradient weight quoted above is the gradient plot's value at the marked r times the token's "
+            f"aggregation factor ({', '.join(factors)}).")
+
+
 def curve_figure(results: dict, kind: str, A: float, r: float, label: str, height: int = 330):
     """The term ('value') or gradient ('grad') against the ratio for a token with advantage A, for each result's
     objective, a dotted line at the token's ratio r (the Clip Explorer's figure)."""

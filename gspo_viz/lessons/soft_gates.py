@@ -89,7 +89,8 @@ def reveal(case) -> Reveal:
     figures = [R.curve_figure(results, "grad", A, r, w), R.curve_figure(results, "value", A, r, w)]
     text = ("a gradient under " + ", ".join(R.title(n) for n in answer)) if answer else "no gradient under any"
     return Reveal(answer, text + ": " + ", ".join(f"{R.title(n)} {R.num(R.grad(case.results[n], I, T))}"
-                                                  for n in NAMES), lines, figures)
+                                                  for n in NAMES), lines, figures,
+                  figure_note=R.curve_note(results, I, T))
 
 
 LESSON = Lesson("soft_gates", "Soft alternatives that never zero a gradient",
