@@ -64,6 +64,9 @@ def test_log_axes_print_plain_powers_of_ten_not_si_prefixes():
     d = go.Figure(fig.to_dict()).to_dict()                        # raises on an invalid property
     assert d["layout"]["yaxis"]["type"] == "log" and d["layout"]["yaxis"]["exponentformat"] in ("e", "power")
     assert d["layout"]["yaxis2"]["type"] == "linear"
+    assert d["layout"]["yaxis"]["dtick"] == 1          # 20 decades: a label per power of ten, none at 2 and 5
+    narrow = training_figure([("KL", True, {"a": ([1, 2], [0.01, 0.05])}, "help")], {}, {})
+    assert "dtick" not in narrow.to_dict()["layout"]["yaxis"]   # within a decade Plotly's own ticks (2, 5) are needed
 
 
 # ------------------------------------------------------------------------------------------------ why GSPO clips more
