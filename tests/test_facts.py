@@ -247,3 +247,12 @@ def test_dr_grpo_divides_by_the_longest_response_in_the_batch_filtered_or_not():
     assert any("L_max = 8 (the longest response in the batch" in c for c in res.conventions)
     s = steps_json(res, 0, 0)
     assert s["grad_weight"] == pytest.approx(s["autograd"]) and any("2 \\cdot 8" in x["formula"] for x in s["steps"])
+
+
+def test_a_group_of_one_response_clipped_whole_is_not_counted_as_1_of_1():
+    """The talk's and lessons' one-answer groups read "GSPO clipped its one response whole", not "1 of 1 responses"."""
+    data = {"responses": [{"tokens": ["a", "b"], "p_old": [0.5, 0.5], "p_new": [0.9, 0.9], "advantage": 1.0}]}
+    res = run_scenario(parse_scenario(data), "gspo")
+    assert bool(res.explanation.clip[0, 0])                  # s = 1.8 > 1 + ε_high: clipped whole
+    text = sentence(res)
+    assert "GSPO clipped its one response whole" in text and "1 of 1" not in text
