@@ -18,17 +18,9 @@ PAGES = PAGE_FILES
 
 def landing():
     st.title("gspo-viz")
-    st.markdown(
-        "A formula-faithful look at the objectives that train LLMs with reinforcement learning: importance ratios "
-        "per token and per sequence, clipping decisions, gradient weights, advantages and losses, all computed by "
-        "one tested core.\n\n"
-        "- **GRPO** (Group Relative Policy Optimization) scores each of G answers against its group, "
-        "A = (R − mean)/std, and clips every token's ratio π_θ/π_old to [1 − ε, 1 + ε].\n"
-        "- **GSPO** (Group Sequence Policy Optimization) clips one length-normalised ratio per answer, "
-        "s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|), so all tokens of an answer share one weight.\n"
-        "- **Dual-Clip PPO** adds a floor c·A for answers with a negative advantage, so a bad token whose ratio "
-        "shot up cannot dominate the update.\n\n"
-        "DAPO, Dr.GRPO, GSPO-token, CISPO, GMPO and SAPO are here too.")
+    st.markdown("A formula-faithful look at the objectives that train LLMs with reinforcement learning: importance "
+                "ratios per token and per sequence, clipping decisions, gradient weights, advantages and losses, all "
+                "computed by one tested core.")
     st.subheader("Three ways in")
     a, b, c = st.columns(3)
     with a:
@@ -50,8 +42,17 @@ def landing():
     with c:
         st.markdown("**Checking a formula by hand**")
         st.caption("Every intermediate number with the conventions stated (std over G − 1, aggregation, clip "
-                   "bounds), matching verl and TRL. Also on the command line:")
+                   "bounds) and where verl and TRL choose differently. Also on the command line:")
         st.code("python -m gspo_viz explain examples/movie_five_tokens.json", language="bash", wrap_lines=True)
+    st.subheader("The objectives")
+    st.markdown(
+        "- **GRPO** (Group Relative Policy Optimization) scores each of G answers against its group, "
+        "A = (R − mean)/std, and clips every token's ratio π_θ/π_old to [1 − ε, 1 + ε].\n"
+        "- **GSPO** (Group Sequence Policy Optimization) clips one length-normalised ratio per answer, "
+        "s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|), so all tokens of an answer share one weight.\n"
+        "- **Dual-Clip PPO** adds a floor c·A for answers with a negative advantage, so a bad token whose ratio "
+        "shot up cannot dominate the update.\n\n"
+        "DAPO, Dr.GRPO, GSPO-token, CISPO, GMPO and SAPO are here too.")
     st.caption(f"Current scenario: {safe_markdown(st.session_state.scenario.get('title') or '(untitled)')} "
                f"({len(st.session_state.scenario.get('responses', []))} responses). Change it in the sidebar.")
     # The landing page needs no torch; load the core now, in the background, so the first page opens fast.
