@@ -7,7 +7,7 @@ from gspo_viz.views.steps import autograd_step, plain_powers, seed_mistakes, tok
 from gspo_viz.ui.state import DEFAULT_EXAMPLE, control, example_files, require_app
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, preset_picker
-from gspo_viz.views.style import fmt
+from gspo_viz.views.style import fmt, gloss
 from gspo_viz.views.text import plain_text, safe_markdown  # a shared scenario's text: no remote images, no raw HTML
 
 require_app()
@@ -43,7 +43,9 @@ t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens
 
 t = min(max(int(t), 0), len(tokens) - 1)
 if TALK:    # the pickers are hidden: say which token the steps are for
-    st.markdown(f"**Response {i + 1}, token t = {t + 1}: “{plain_text(tokens[t])}”**")
+    english = gloss(tokens[t])
+    st.markdown(f"**Response {i + 1}, token t = {t + 1}: “{plain_text(tokens[t])}”**"
+                + (f" ({plain_text(english)})" if english else ""))
 elif scenario.notes:
     with st.expander(safe_markdown(f"Notes: {scenario.title}"), expanded=True):
         st.markdown(safe_markdown(scenario.notes))
@@ -58,8 +60,10 @@ else:
     if TALK:   # the punchline first: on a projector the last steps lie below the screen
         st.markdown(f"**{steps[-2].label}: {fmt(steps[-2].value)}** · {steps[-1].label}: {fmt(steps[-1].value)}")
     for k, step in enumerate(steps, start=1):
-        st.markdown(f"**{k}.** {step.label}")    # the formula under its label, across the page: long ones fit
-        st.latex(step.latex)
+        # the formula under its label, across the page (long ones fit); a talk has no sidebar: side by side
+        left, right = st.columns([1, 4]) if TALK else (st, st)
+        left.markdown(f"**{k}.** {step.label}")
+        right.latex(step.latex)
     st.caption("Conventions: " + plain_powers("; ".join(res.conventions)))
 
     mistakes = seed_mistakes(res, i, t)

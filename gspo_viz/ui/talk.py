@@ -129,10 +129,11 @@ def talk_bar(pages: dict, page_key: Optional[str]) -> None:
     if page_key != scene.page:               # opened on another page: the scene decides
         st.switch_page(pages[scene.page])
     n, k = len(talk.scenes), ss.scene
-    prev, nxt, title, where, leave = st.columns([0.55, 0.55, 10, 0.8, 0.55], vertical_alignment="center")
-    back = prev.button("", key="talk_prev", icon=":material/arrow_back:", shortcut="Left", disabled=k == 0,
+    prev, nxt, title, where, leave = st.columns([1, 1, 9.6, 0.8, 0.55], vertical_alignment="center")
+    # words, no arrow icons: Streamlit already shows each button's key (← →) beside its label
+    back = prev.button("Back", key="talk_prev", shortcut="Left", disabled=k == 0, width="stretch",
                        help="Previous scene (← or Page Up)")
-    fwd = nxt.button("", key="talk_next", icon=":material/arrow_forward:", shortcut="Right", disabled=k == n - 1,
+    fwd = nxt.button("Next", key="talk_next", shortcut="Right", disabled=k == n - 1, width="stretch",
                      help="Next scene (→ or Page Down)", type="primary")
     with title.container(key="talk_title"):
         st.markdown(f"### {safe_markdown(scene.title)}")
