@@ -4,25 +4,13 @@ Layout only: every number comes from gspo_viz (run_scenario, plots, narrate, adv
 first: one figure of token-ratio maps and one of gradient-weight maps, a map per objective, on one colour scale per
 kind (a toggle gives each objective its own). In talk mode (a projector) the page shows only the views, charts first
 and sized to fit a 1280 × 720 screen under the scene bar; no editor, no settings."""
-import pandas as pd
 import streamlit as st
 
-from gspo_viz import OBJECTIVES
-from gspo_viz.core.advantages import advantage_panel
-from gspo_viz.views.plots import (CELL_ROUNDING, DESIGN_WIDTH, TALK_MAPS_HEIGHT, TALK_WIDTH, advantages_figure,
-                                  glossary, heatmap_caption, heatmap_height, heatmap_plan)
-from gspo_viz.scenarios.sample import sample_group
-from gspo_viz.views.style import TABLE_FORMAT, fmt
-from gspo_viz.views.text import plain_text, safe_markdown  # a shared scenario's text: no remote images, no raw HTML
-from gspo_viz.views.tables import (MAX_TABLE_ROWS, EditRefused, add_response, add_token, remove_response,
-                                   remove_token, rows_shown, scenario_to_tables, tables_to_scenario, token_frame,
-                                   where_in_tables)
-from gspo_viz.ui.cache import cached_scenario, comparison_view, scenario_error, scenario_key
 from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
 from gspo_viz.ui.talk import in_talk
-from gspo_viz.ui.widgets import OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header, settings_controls
+from gspo_viz.ui.widgets import maps_skeleton
 
-require_app()
+require_app()               # first, before the core's imports: a page run alone goes on through app.py at once
 
 ss = st.session_state
 ss.tables_invalid = False   # set by edit_group when the tables hold an invalid entry
@@ -32,17 +20,39 @@ if not TALK:
     st.title("Token Lab")
     st.caption("One group of answers, several objectives, the same numbers. Hover a cell for its formula with the "
                "numbers filled in.")
+# The places of what comes next, in page order: the controls, then the comparison (made now, filled below). On a
+# session's first run the ratio maps' place shows an empty chart while the core loads (torch takes seconds on a
+# fresh server), so the browser fetches its chart library meanwhile instead of after.
+head, top_note, toggles, errors, ratio_slot, grad_slot = (st.container(), st.container(), st.container(),
+                                                          st.container(), st.empty(), st.empty())
+if not ss.get("lab_drawn"):
+    maps_skeleton(ratio_slot)
 
-objectives = control("cmp", lambda v, k: st.multiselect(
-    "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
-    format_func=lambda n: OBJECTIVES[n].title), ["grpo", "gspo", "dual_clip"])
-settings_controls()
+# the core and its views load after the page's first messages are out
+from gspo_viz import OBJECTIVES  # noqa: E402
+from gspo_viz.views.plots import (CELL_ROUNDING, DESIGN_WIDTH, TALK_MAPS_HEIGHT, TALK_WIDTH,  # noqa: E402
+                                  advantages_table, glossary, heatmap_caption, heatmap_height, heatmap_plan)
+from gspo_viz.scenarios.sample import sample_group  # noqa: E402
+from gspo_viz.views.style import TABLE_FORMAT, fmt  # noqa: E402
+# a shared scenario's text: no remote images, no raw HTML
+from gspo_viz.views.text import plain_text, safe_markdown  # noqa: E402
+from gspo_viz.ui.cache import (advantages_view, cached_scenario, comparison_view, scenario_error,  # noqa: E402
+                               scenario_key)
+from gspo_viz.ui.widgets import (OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header,  # noqa: E402
+                                settings_controls)
+
+with head:
+    objectives = control("cmp", lambda v, k: st.multiselect(
+        "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
+        format_func=lambda n: OBJECTIVES[n].title), ["grpo", "gspo", "dual_clip"])
+    settings_controls()
 
 # ----------------------------------------------------------------------------------------------- the group
 def structural_edit(edit, objectives: list[str]) -> None:
     """Apply a structural edit (add/remove a response or a token) to the tables, or refuse it with a message and
     keep the tables as they are: when it breaks a limit of the scenario files, or turns tables that every objective
     here could run into ones it cannot (e.g. one response left with group advantages)."""
+    from gspo_viz.views.tables import EditRefused, tables_to_scenario
     try:
         candidate = tables_to_scenario(*edit(), ss.scenario)
         if not ss.tables_invalid:
@@ -60,6 +70,9 @@ def structural_edit(edit, objectives: list[str]) -> None:
 
 def edit_group(objectives: list[str]) -> None:
     """The editable tables, the add/remove buttons and the sampler (built only while editing is on)."""
+    # the tables (and pandas) load when editing is on: a first visit that does not edit does not wait for them
+    from gspo_viz.views.tables import (add_response, add_token, remove_response, remove_token, scenario_to_tables,
+                                       tables_to_scenario, where_in_tables)
     log_space = control("log", lambda v, k: st.toggle("Edit log-probabilities instead of probabilities", value=v,
                                                       key=k), False)
     mode = "log" if log_space else "p"
@@ -120,15 +133,15 @@ def edit_group(objectives: list[str]) -> None:
 
 # ----------------------------------------------------------------------------------------------- side by side
 def compare(objectives: list[str]) -> None:
-    """The objectives' maps side by side (two figures), then each objective's numbers and sentence, the advantages
-    panel and every number."""
+    """The objectives' maps side by side (two figures, in the places made at the top), then each objective's
+    numbers and sentence, the advantages panel and every number."""
     key = scenario_key(ss.scenario)
     scenario = cached_scenario(key)
     if ss.get("tables_invalid"):
-        st.warning("The tables above hold an entry that is not valid: the charts show the last valid group.",
-                   icon=":material/history:")
+        top_note.warning("The tables above hold an entry that is not valid: the charts show the last valid group.",
+                         icon=":material/history:")
     plan = heatmap_plan([len(r.tokens) for r in scenario.responses])
-    left, right = (None, None) if TALK else st.columns([2, 3], vertical_alignment="bottom")   # talk: no widgets
+    left, right = (None, None) if TALK else toggles.columns([2, 3], vertical_alignment="bottom")   # talk: no widgets
     shared = control("same_scale", lambda v, k: left.toggle(
         "One colour scale for all objectives", value=v, key=k,
         help="On: a colour means the same number in every objective's map (the scale reaches the largest value of "
@@ -141,12 +154,14 @@ def compare(objectives: list[str]) -> None:
     height = TALK_MAPS_HEIGHT if TALK else heatmap_height(len(plan.page_rows(page)))
     view = comparison_view(key, objectives, height, page, bool(shared), TALK_WIDTH if TALK else DESIGN_WIDTH)
     for name, e in view.errors.items():
-        st.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
+        errors.error(f"{OBJECTIVES[name].title} cannot run on this group: {e}", icon=":material/error:")
     results = view.results
     if not results:
+        ratio_slot.empty()
         return
-    st.plotly_chart(view.ratio_figure, key="ratio_maps", **PLOT_ARGS)
-    st.plotly_chart(view.grad_figure, key="grad_maps", **PLOT_ARGS)
+    ratio_slot.plotly_chart(view.ratio_figure, key="ratio_maps", **PLOT_ARGS)
+    grad_slot.plotly_chart(view.grad_figure, key="grad_maps", **PLOT_ARGS)
+    ss.lab_drawn = True
     notes = [heatmap_caption(plan, page)]
     if (view.grad_figure.layout.meta or {}).get("cells") == "numbers":
         notes.append(f"The cells print {CELL_ROUNDING} (the hover has 6, the table below 4 decimals).")
@@ -175,18 +190,20 @@ def compare(objectives: list[str]) -> None:
     st.subheader("Advantages: rewards → mean, std → A")
     first = next(iter(results.values()))
     if first.rewards is not None:
-        panel = advantage_panel(first.shaped_rewards, first.explanation.settings.adv_eps)
+        panel, figure = advantages_view(key, first.explanation.objective)
         left, right = st.columns([3, 2])
-        left.plotly_chart(advantages_figure(panel), key="advantages", **PLOT_ARGS)
-        table = pd.DataFrame({"reward R": panel["rewards"], **panel["advantages"]},
-                             index=[f"resp {i + 1}" for i in range(len(panel["rewards"]))]).T
-        right.dataframe(table, column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT) for c in table},
-                        width="stretch")
+        left.plotly_chart(figure, key="advantages", **PLOT_ARGS)
         right.markdown(f"mean R̄ = **{fmt(panel['mean'])}**, std over G − 1 = **{fmt(panel['std_sample'])}**, "
                        f"over G = **{fmt(panel['std_population'])}**, ε = {first.explanation.settings.adv_eps:g}.")
         if first.no_signal:
             right.warning("All rewards are equal: every advantage is 0, so this group carries no learning signal. "
                           "DAPO's dynamic sampling would drop it and sample another.", icon=":material/block:")
+        table = advantages_table(panel)
+        if isinstance(table, str):      # a small group: a plain table (no data-grid to load in the browser)
+            st.markdown(table)
+        else:
+            st.dataframe(table, column_config={c: st.column_config.NumberColumn(format=TABLE_FORMAT)
+                                               for c in table}, width="stretch")
     else:
         st.caption("The advantages are given per response in the scenario, so there are no rewards to compare here.")
 
@@ -194,6 +211,7 @@ def compare(objectives: list[str]) -> None:
     st.subheader("Every number")
     if control("all_numbers", lambda v, k: st.toggle("Show every number, per token and objective (4 decimals; the "
                                                      "download has full precision)", value=v, key=k), False):
+        from gspo_viz.views.tables import MAX_TABLE_ROWS, rows_shown, token_frame
         frame = token_frame(results)
         response = None
         if len(frame) > MAX_TABLE_ROWS:
@@ -213,14 +231,16 @@ def compare(objectives: list[str]) -> None:
 
 
 # a talk shows the view only: no editor, no notes (the scene bar says what to look at)
-if not TALK and control("edit", lambda v, k: st.toggle("Edit the group: probabilities, rewards, responses and "
-                                                       "tokens", value=v, key=k), False):
-    with st.container(border=True):
-        edit_group(objectives)
-if not TALK and ss.scenario.get("notes"):
-    with st.expander(safe_markdown(ss.scenario.get("title") or "Notes"), expanded=False):
-        st.markdown(safe_markdown(ss.scenario["notes"]))
+with head:
+    if not TALK and control("edit", lambda v, k: st.toggle("Edit the group: probabilities, rewards, responses and "
+                                                           "tokens", value=v, key=k), False):
+        with st.container(border=True):
+            edit_group(objectives)
+    if not TALK and ss.scenario.get("notes"):
+        with st.expander(safe_markdown(ss.scenario.get("title") or "Notes"), expanded=False):
+            st.markdown(safe_markdown(ss.scenario["notes"]))
 if objectives:
     compare(objectives)
 else:
+    ratio_slot.empty()
     st.info("Choose at least one objective to compare.")

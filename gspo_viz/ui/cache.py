@@ -33,7 +33,7 @@ from ..core.curves import ClipCurve, clip_curve
 from ..core.settings import Settings
 from ..scenarios import Scenario, ScenarioError, ScenarioResult, parse_scenario, run_scenario
 from ..views.narrate import sentence
-from ..views.plots import DESIGN_WIDTH, Panel, maps_spec, objective_panels
+from ..views.plots import DESIGN_WIDTH, Panel, advantages_figure, maps_spec, objective_panels
 from .memory import release_memory
 
 CACHE_BUDGET_BYTES = 256 * 2**20   # every cached value of this process, all sessions together
@@ -128,10 +128,13 @@ def estimate_bytes(value: Any, exclude: Any = None) -> int:
     """An estimate of the memory `value` holds: tensors and arrays by their buffers, plain Python data (lists,
     dicts, strings, numbers, dataclasses, Plotly figures) object by object, each shared object once; `exclude` (an
     object counted elsewhere, e.g. its own cache entry) and what only it holds are not counted."""
-    import numpy as np
-    import pandas as pd
     import torch
     from plotly.basedatatypes import BaseFigure
+    # numpy and pandas only when something imported them already (no value can be one of their objects before):
+    # importing pandas here put half a second on a fresh server's first page
+    np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
+    arrays = (np.ndarray,) if np is not None else ()
+    frames = (pd.DataFrame, pd.Series) if pd is not None else ()
 
     seen: set[int] = set() if exclude is None else {id(exclude)}
     storages: set[int] = set()
@@ -150,9 +153,9 @@ def estimate_bytes(value: Any, exclude: Any = None) -> int:
             if storage.data_ptr() not in storages:  # views share their base's buffer
                 storages.add(storage.data_ptr())
                 total += storage.nbytes()
-        elif isinstance(o, np.ndarray):
+        elif arrays and isinstance(o, arrays):
             total += 112 + o.nbytes
-        elif isinstance(o, (pd.DataFrame, pd.Series)):
+        elif frames and isinstance(o, frames):
             total += int(o.memory_usage(deep=True).sum()) if isinstance(o, pd.DataFrame) else \
                 int(o.memory_usage(deep=True))
         elif isinstance(o, (str, bytes, int, float, bool, complex)) or o is None:
@@ -394,6 +397,19 @@ def comparison_view(key: str, names: list[str], height: int, page: int = 0, shar
     if results:
         ratio, grad = maps(key, list(results), height, page, shared, width)
     return ComparisonView(results, sentences, errors, ratio, grad)
+
+
+def advantages_view(key: str, name: str) -> tuple[dict, go.Figure]:
+    """core.advantages.advantage_panel of `name`'s result on the scenario `key` (its shaped rewards and ε) and its
+    figure (views.plots.advantages_figure), made once per result and shared. Only for a result with rewards."""
+    from ..core.advantages import advantage_panel
+    rkey = result_key(key, name)
+    res, _ = _objective_result(key, name, rkey)
+
+    def compute():
+        panel = advantage_panel(res.shaped_rewards, res.explanation.settings.adv_eps)
+        return panel, shared_figure(advantages_figure(panel))
+    return CACHE.get_or_compute(("advantages",) + rkey, compute)
 
 
 def cached_clip_curve(name: str, grid: tuple[float, float, int, float], adv_sign: float,

@@ -25,8 +25,20 @@ def _shown_c() -> float:
     return next(o.defaults["dual_clip_c"] for o in OBJECTIVES.values() if "dual_clip_c" in o.defaults)
 
 
+_SHIPPED: dict[str, dict] = {}
+
+
+def _shipped(path: Path) -> dict:
+    """A preset's JSON, to read only (never to change or hand on): loaded once per process. read_example's cache
+    hands out a fresh copy on every call, which the picker paid about 60 times per run."""
+    key = str(path)
+    if key not in _SHIPPED:
+        _SHIPPED[key] = read_example(key)
+    return _SHIPPED[key]
+
+
 def title_of(path: Path) -> str:
-    return read_example(str(path)).get("title") or path.stem
+    return _shipped(path).get("title") or path.stem
 
 
 # A preset picker's first entry while the scenario is none of its presets (a string, never a preset's Path).
@@ -37,7 +49,7 @@ def loaded_preset(scenario: dict, files: list[Path]) -> Path | None:
     """The preset whose file holds exactly this scenario (it was loaded and not changed since), or None."""
     title = scenario.get("title")
     for path in files:
-        data = read_example(str(path))
+        data = _shipped(path)
         if data.get("title") == title and data == scenario:
             return path
     return None
@@ -49,7 +61,8 @@ def current_label(scenario: dict, what: str) -> str:
     (changed in the tables, the settings or a link), else 'Current, not a <what>: <title>' (an import, a sampled
     group, a link, or a preset the picker does not list)."""
     title = scenario.get("title")
-    edited = any(title_of(p) == title for p in example_files()) and loaded_preset(scenario, example_files()) is None
+    files = example_files()
+    edited = any(title_of(p) == title for p in files) and loaded_preset(scenario, files) is None
     return f"Current, {'edited' if edited else f'not a {what}'}: {cut(title or '(untitled scenario)', 60)}"
 
 
@@ -190,3 +203,23 @@ def clip_legend(names: list[str]) -> None:
 # Every chart: no mode bar, and no Streamlit theme (the figures carry their own styling; skipping the theme makes
 # an edit-to-updated-chart about 130 ms faster in the browser).
 PLOT_ARGS = {"config": {"displayModeBar": False}, "theme": None}
+
+
+# What a chart's place shows while the first run of a session computes it: an empty chart (no axes, no traces), so
+# the browser starts loading its chart library while the server loads the core. Its height is about a map's.
+SKELETON = {"data": [], "layout": {"height": 280, "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+                                   "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                   "annotations": [{"text": "Drawing the maps…", "showarrow": False, "x": 0.5,
+                                                    "y": 0.5, "xref": "paper", "yref": "paper",
+                                                    "font": {"size": 14, "color": "#888"}}],
+                                   "plot_bgcolor": "white", "paper_bgcolor": "white"}}
+
+
+def maps_skeleton(slot) -> None:
+    """SKELETON in `slot` (an st.empty that the real chart replaces)."""
+    # Plotly reads numpy from sys.modules when it is there, even half imported: the landing page imports the core
+    # (torch, numpy) in a thread, and a Token Lab opened meanwhile failed with "partially initialized module
+    # 'numpy'". An import statement waits for the thread's import to finish.
+    import numpy  # noqa: F401
+    import plotly.graph_objects as go     # a Figure: a plain dict without traces is refused as empty
+    slot.plotly_chart(go.Figure(SKELETON), key="maps_skeleton", **PLOT_ARGS)

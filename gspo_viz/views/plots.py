@@ -13,7 +13,7 @@ from ..core.objectives import OBJECTIVES
 from ..core.objectives.base import CLIP_NAMES
 from ..scenarios.run import ScenarioResult
 from .steps import hover_texts
-from .style import CLIP_SYMBOLS, FONT_FAMILY, gloss, text_px
+from .style import CLIP_SYMBOLS, FONT_FAMILY, TABLE_FORMAT, gloss, text_px
 
 # ColorBrewer RdBu end points (colour-blind safe): blue = above (ratio > 1, a gradient that raises), red = below
 DIVERGING = [[0.0, "#b2182b"], [0.25, "#ef8a62"], [0.5, "#f7f7f7"], [0.75, "#67a9cf"], [1.0, "#2166ac"]]
@@ -679,6 +679,25 @@ def advantages_figure(panel: dict, height: int = 300) -> go.Figure:
             for k, (label, values) in enumerate(panel["advantages"].items())]
     return _figure(data, "Advantages under each convention", height, barmode="group",
                    legend=dict(orientation="h", y=-0.25), yaxis=dict(zeroline=True, zerolinecolor="#888"))
+
+
+MAX_MARKDOWN_RESPONSES = 8   # a group of at most this many responses gets its advantages as a plain table
+
+
+def advantages_table(panel: dict):
+    """The numbers of advantages_figure as a table: a row for the rewards R and one per convention, a column per
+    response (as the figure's x axis), to TABLE_FORMAT (4 decimals). Markdown for a group of at most
+    MAX_MARKDOWN_RESPONSES responses (a plain table needs no data-grid in the browser: the Token Lab's first load
+    got lighter); else a DataFrame, for a data-grid that scrolls sideways."""
+    rewards, adv = panel["rewards"], panel["advantages"]
+    rows = {"reward R": rewards, **adv}
+    if len(rewards) > MAX_MARKDOWN_RESPONSES:
+        import pandas as pd
+        return pd.DataFrame(rows, index=[f"resp {i + 1}" for i in range(len(rewards))]).T
+    lines = ["| | " + " | ".join(f"resp {i + 1}" for i in range(len(rewards))) + " |",
+             "|---" * (len(rewards) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(TABLE_FORMAT % v for v in values) + " |" for label, values in rows.items()]
+    return "\n".join(lines)
 
 
 def clip_explorer_figure(curves: dict[str, ClipCurve], kind: str, adv_sign: float, x_title: str,
