@@ -293,3 +293,18 @@ def test_narrow_cells_have_no_white_gaps():
     wide = heat(comparison_maps(results("movie_five_tokens"), 300)[0])
     narrow = heat(comparison_maps(results("seed004_token_level_loss_200_vs_10"), 300)[0])
     assert [t["xgap"] for t in wide] == [1, 1, 1] and [t["xgap"] for t in narrow] == [0, 0, 0]
+
+
+def test_log_axes_label_decades_only_when_they_span_several():
+    """The Length page's log axes printed "0.1 5 2 0.01 5 2 1e-3": with more than a decade and a half of values, a
+    label per power of ten (dtick 1); within one decade Plotly's own ticks stay (the axis needs them)."""
+    from gspo_viz.views.plots import lines_figure, log_ticks
+    assert log_ticks([1e-4, 0.5]) == {"type": "log", "dtick": 1}
+    assert log_ticks([0.2, 0.9]) == {"type": "log"}
+    assert log_ticks([0, None, float("nan")]) == {"type": "log"}
+    fig = lines_figure([1, 10, 100, 1000], {"a": [1e-1, 1e-2, 1e-3, 1e-4]}, "t", "x", "y", log_y=True, log_x=True)
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.exponentformat == "e"
+    flat = lines_figure([1, 2], {"a": [0.3, 0.6]}, "t", "x", "y", log_y=True)
+    assert flat.layout.yaxis.dtick is None and flat.layout.xaxis.type in (None, "linear", "-")
+    assert flat.layout.xaxis.exponentformat == "none" and flat.layout.xaxis.separatethousands   # 20,000 not 2e+4

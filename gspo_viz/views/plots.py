@@ -37,6 +37,15 @@ CELL_ROUNDING = "r to 4 significant digits, ∂J/∂log π to 3"   # what the ce
 PLAIN_TICKS = dict(exponentformat="e")
 
 
+def log_ticks(values) -> dict:
+    """A log axis's ticks: a label per power of ten when the values span more than a decade and a half (Plotly's
+    default then also labels 2 and 5 between them, "1e-3 5 2 0.01", where a 2 reads as 2, not 0.002); within that,
+    Plotly's own ticks, which the axis needs."""
+    values = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    wide = bool(values) and math.log10(max(values) / min(values)) > 1.5
+    return {"type": "log", **({"dtick": 1} if wide else {})}
+
+
 def _figure(data: list[dict], title: str, height: int, color: Optional[str] = None, **layout) -> go.Figure:
     """A figure from plain specs, unvalidated for speed (tests validate every builder's output once)."""
     base = dict(title=dict(text=title, font=dict(color=color or "#222", size=15), x=0.01, xanchor="left"),
@@ -747,6 +756,8 @@ def lines_figure(x: list, series: dict[str, list], title: str, x_title: str, y_t
             | ({"dash": dashes[name]} if dashes and name in dashes else {})
         data.append(dict(type="scatter", x=x, y=y, mode="lines", name=name, line=line,
                          hovertemplate=name + ": %{y:.6g} at %{x}<extra></extra>"))
-    return _figure(data, title, height, xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
-                   yaxis=dict(title=dict(text=y_title), type="log" if log_y else "linear"),
+    ys = [v for y in series.values() for v in y] + ([v for v in band[0] + band[1]] if band is not None else [])
+    counts = {"exponentformat": "none", "separatethousands": True}     # lengths: 20,000, not 2e+4 or 0.5e+4
+    return _figure(data, title, height, xaxis=dict(title=dict(text=x_title), **(log_ticks(x) if log_x else counts)),
+                   yaxis=dict(title=dict(text=y_title), **(log_ticks(ys) if log_y else {})),
                    legend=dict(orientation="h", y=-0.3))

@@ -1,12 +1,11 @@
 """The Train page's figure: training curves of several runs, one panel per metric. No Streamlit."""
 from __future__ import annotations
 
-import math
 import textwrap
 
 import plotly.graph_objects as go
 
-from .plots import FONT
+from .plots import FONT, log_ticks
 
 HELP_CHARS = 46          # a help line wraps at this many characters: a panel is a third of the chart, about 260 px
 HELP_LINES = 3           # at 1280 px with the sidebar, where 11 px type fits about 48 characters
@@ -19,14 +18,6 @@ def help_lines(text: str, width: int = HELP_CHARS) -> list[str]:
     if len(lines) > HELP_LINES:
         lines = lines[:HELP_LINES - 1] + [textwrap.shorten(" ".join(lines[HELP_LINES - 1:]), width, placeholder=" …")]
     return lines
-
-
-def _log_ticks(series: dict) -> dict:
-    """A log axis's ticks: 1e-4 style; one label per power of ten when the values span more than a decade and a
-    half (Plotly's default then also labels 2 and 5 between them, "1e-3 5 2 0.01", which reads as 2, not 0.002)."""
-    values = [v for _, ys in series.values() for v in ys if v is not None and v > 0 and math.isfinite(v)]
-    wide = bool(values) and math.log10(max(values) / min(values)) > 1.5
-    return {"exponentformat": "e", **({"dtick": 1} if wide else {})}
 
 
 def training_figure(panels: list[tuple], colors: dict[str, str], dashes: dict[str, str], columns: int = 3,
@@ -54,10 +45,11 @@ def training_figure(panels: list[tuple], colors: dict[str, str], dashes: dict[st
         y0 = 1 - (r + 1) / rows + (gap_y / 2 if r < rows - 1 else 0)
         layout[f"xaxis{ax}"] = dict(domain=[x0, x1], anchor=f"y{ax}", gridcolor="#eee", automargin=True,
                                     title=dict(text="step", standoff=2, font=dict(size=11)))
+        values = [v for _, ys in series.values() for v in ys]
+        scale = ({"exponentformat": "e", **log_ticks(values)} if log_y else
+                 {"type": "linear", "rangemode": "nonnegative"})     # every metric is >= 0
         layout[f"yaxis{ax}"] = dict(domain=[y0, y1 - header_px / plot_px], anchor=f"x{ax}", gridcolor="#eee",
-                                    automargin=True, type="log" if log_y else "linear",
-                                    **(_log_ticks(series) if log_y else
-                                       {"rangemode": "nonnegative"}))   # every metric is >= 0
+                                    automargin=True, **scale)
         annotations.append(dict(text=f"<b>{title}</b>", x=x0, y=y1, xref="paper", yref="paper", xanchor="left",
                                 yanchor="top", showarrow=False, font=dict(size=13, color="#222")))
         if helps[n]:
