@@ -106,7 +106,8 @@ def test_pages_edit_and_copied_link(server, browser):
     after = fmt(run_scenario(parse_scenario(scenario), "dual_clip").explanation.loss)
     assert before != after
     wait_for_metric(page, before)
-    page.wait_for_function("() => window.location.search.includes('s=')")
+    # an unchanged shipped example is linked by name (example=NAME); any edit puts the scenario itself in (s=)
+    page.wait_for_function("() => window.location.search.includes('example=default_group')")
     search_before = page.evaluate("() => window.location.search")
     box = page.get_by_role("spinbutton", name="Dual-Clip c")
     box.fill("5")
