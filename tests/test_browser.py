@@ -2,12 +2,7 @@
 Chromium. Opens a page's link first (a fresh server), every page, edits one value, reopens the copied URL in a new
 browser context, and saves a screenshot of each page to artifacts/screenshots/."""
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,39 +20,6 @@ playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r r
 if not Path(CHROMIUM).exists():
     pytest.skip("no Chromium at /usr/bin/chromium: install it with `apt-get install -y chromium` to run the "
                 "browser tests", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "artifacts" / "streamlit-test.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s; see artifacts/streamlit-test.log")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
 
 
 def open_page(context, url):
@@ -95,7 +57,7 @@ def test_pages_edit_and_copied_link(server, browser):
         p = open_page(context, f"{server}/{path}")
         assert p.locator("h1").first.inner_text() == title
         assert p.locator('[data-testid="stException"]').count() == 0, path
-        p.wait_for_timeout(1500)
+        p.wait_for_timeout(500)
         p.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
         p.close()
 

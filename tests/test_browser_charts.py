@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from tests.test_browser import CHROMIUM, SHOTS, server  # noqa: F401  (server is a fixture)
+from tests.test_browser import CHROMIUM, SHOTS  # the server fixture is tests/conftest.py's
 
 playwright = pytest.importorskip("playwright.sync_api")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,7 +27,7 @@ TEXTS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g
 
 
 @pytest.mark.parametrize("width,height", [(1280, 720), (1400, 1000)])
-def test_four_objectives_cut_no_label(server, width, height):  # noqa: F811
+def test_four_objectives_cut_no_label(server, width, height):
     from playwright.sync_api import sync_playwright
     SHOTS.mkdir(parents=True, exist_ok=True)
     query = urllib.parse.urlencode({"example": "default_group", "v": json.dumps({"cmp": FOUR})})

@@ -4,7 +4,7 @@ sent back with the next interaction. Uses tests/test_browser.py's server fixture
 import pytest
 
 from gspo_viz.lessons import LESSONS
-from tests.test_browser import CHROMIUM, server  # noqa: F401  (server is a fixture)
+from tests.test_browser import CHROMIUM  # the server fixture is tests/conftest.py's
 
 playwright = pytest.importorskip("playwright.sync_api")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -15,7 +15,7 @@ def heading(k: int) -> str:
     return f"{k + 1}. {LESSONS[k].title}"
 
 
-def test_next_then_a_prediction_stays_on_the_next_lesson(server):  # noqa: F811
+def test_next_then_a_prediction_stays_on_the_next_lesson(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

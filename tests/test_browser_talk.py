@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gspo_viz.scenarios.talks import shipped_talk
-from tests.test_browser import CHROMIUM, SHOTS, server  # noqa: F401  (server is a fixture)
+from tests.test_browser import CHROMIUM, SHOTS  # the server fixture is tests/conftest.py's
 
 playwright = pytest.importorskip("playwright.sync_api")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -21,7 +21,7 @@ def scene_title(page):
     return page.locator(f".st-key-talk_title {TITLE}").inner_text(timeout=30_000)
 
 
-def test_a_talk_link_fits_a_projector_and_the_keys_step_through_it(server):  # noqa: F811
+def test_a_talk_link_fits_a_projector_and_the_keys_step_through_it(server):
     from playwright.sync_api import sync_playwright
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -59,7 +59,7 @@ def test_a_talk_link_fits_a_projector_and_the_keys_step_through_it(server):  # n
         browser.close()
 
 
-def test_a_talk_fills_a_1920x1080_screen(server):  # noqa: F811
+def test_a_talk_fills_a_1920x1080_screen(server):
     """On a 1920×1080 projector the page is scaled up (the talk style sheet's zoom) and the two maps still fit."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
