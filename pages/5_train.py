@@ -256,10 +256,11 @@ def samples() -> None:
         return
     ss.setdefault("tr_view_follow", True)
     if ss.tr_view_follow:
-        ss.tr_view_prompt = view.first_signal + 1  # prompts are counted from 1 in the app
-    else:
+        ss.tr_view_prompt = view.first_signal + 1  # prompts are counted from 1; the box starts here if turned off
+        prompt = ss.tr_view_prompt - 1
+    else:                                          # the box starts at the prompt last followed
         ss.tr_view_prompt = min(max(int(ss.get("tr_view_prompt", 1)), 1), view.prompts)
-    prompt = ss.tr_view_prompt - 1
+        prompt = ss.tr_view_prompt - 1
     st.subheader(f"Sample viewer: {view.label}'s answers to prompt {prompt + 1} at step {view.step}")
     st.caption(f"Step {view.step} is {view.label}'s latest step when drawn"
                + (f"; the viewer refreshes every {SAMPLES_EVERY:g} s while training (pause to study one step)."
@@ -269,8 +270,10 @@ def samples() -> None:
     following = s3.toggle("Show a prompt with a signal", key="tr_view_follow",
                           help="On: at each step, the first prompt whose answers carry a learning signal. Off: "
                                "choose the prompt yourself.")
-    s2.number_input("Prompt", 1, view.prompts, key="tr_view_prompt", disabled=following,
-                    help="Turn off 'Show a prompt with a signal' to choose one." if following else None)
+    if following:   # text, not a disabled box: a box set from refreshes showed an older prompt than the heading
+        s2.markdown(f"Prompt **{prompt + 1}**", help="Turn off 'Show a prompt with a signal' to choose one.")
+    else:
+        s2.number_input("Prompt", 1, view.prompts, key="tr_view_prompt")
     signal = (f"Prompts with a learning signal at step {view.step} (an answer with an advantage other than 0 takes "
               "part in the loss; the others teach nothing this step): "
               f"{', '.join(str(p + 1) for p in view.signal) if view.signal else 'none'}.")

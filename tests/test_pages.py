@@ -265,8 +265,12 @@ def test_train_page_opens_a_group_in_the_token_lab():
     # prompts are counted from 1 as everywhere in the app: the viewer opens on the first prompt with a signal
     from gspo_viz.toy.session import signal_groups
     run = at.session_state["train_bg"].runs[0]
+    shown = next(m.value for m in at.markdown if m.value.startswith("Prompt **"))    # following: text, no box
+    assert shown == f"Prompt **{signal_groups(run)[0] + 1}**"
+    at.toggle(key="tr_view_follow").set_value(False).run()                          # choosing: a box from 1
     prompt = at.number_input(key="tr_view_prompt")
     assert prompt.min == 1 and prompt.value == signal_groups(run)[0] + 1
+    at.toggle(key="tr_view_follow").set_value(True).run()
     assert ", ".join(str(p + 1) for p in signal_groups(run)) in " ".join(c.value for c in at.caption)
     click(at, "Open this group in the Token Lab")
     assert at.title[0].value == "Token Lab"
