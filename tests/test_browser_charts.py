@@ -7,11 +7,9 @@ import urllib.parse
 
 import pytest
 
-from tests.test_browser import CHROMIUM, SHOTS  # the server fixture is tests/conftest.py's
+from tests.test_browser import SHOTS  # the server and browser fixtures are tests/conftest.py's
 
 playwright = pytest.importorskip("playwright.sync_api")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 FOUR = ["grpo", "gspo", "dual_clip", "cispo"]
 
 # every text of each map figure: its kind, its text, its box, the chart's box (page coordinates)
@@ -27,21 +25,18 @@ TEXTS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g
 
 
 @pytest.mark.parametrize("width,height", [(1280, 720), (1400, 1000)])
-def test_four_objectives_cut_no_label(server, width, height):
-    from playwright.sync_api import sync_playwright
+def test_four_objectives_cut_no_label(server, browser, width, height):
     SHOTS.mkdir(parents=True, exist_ok=True)
     query = urllib.parse.urlencode({"example": "default_group", "v": json.dumps({"cmp": FOUR})})
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": width, "height": height})
-        page.goto(f"{server}/token_lab?{query}", wait_until="domcontentloaded")
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .heatmaplayer').length >= 2",
-                               timeout=90_000)
-        page.wait_for_timeout(800)                       # fonts and automargins settle
-        figures = page.evaluate(TEXTS)
-        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(SHOTS / f"token_lab_four_{width}x{height}.png"))
-        browser.close()
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{server}/token_lab?{query}", wait_until="domcontentloaded")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .heatmaplayer').length >= 2",
+                           timeout=90_000)
+    page.wait_for_timeout(800)                       # fonts and automargins settle
+    figures = page.evaluate(TEXTS)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / f"token_lab_four_{width}x{height}.png"))
+    page.close()
     assert len(figures) == 2                              # the ratio maps and the gradient maps
     for fig in figures:
         svg, items = fig["svg"], fig["items"]

@@ -4,36 +4,31 @@ sent back with the next interaction. Uses tests/test_browser.py's server fixture
 import pytest
 
 from gspo_viz.lessons import LESSONS
-from tests.test_browser import CHROMIUM  # the server fixture is tests/conftest.py's
+# the server and browser fixtures are tests/conftest.py's
 
 playwright = pytest.importorskip("playwright.sync_api")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 
 
 def heading(k: int) -> str:
     return f"{k + 1}. {LESSONS[k].title}"
 
 
-def test_next_then_a_prediction_stays_on_the_next_lesson(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(f"{server}/lessons", wait_until="domcontentloaded")
-        page.wait_for_function("t => document.querySelector('h2')?.innerText.startsWith(t)", arg=heading(0),
-                               timeout=90_000)
-        page.get_by_role("button", name="Next", exact=True).first.click()
-        page.wait_for_function("t => document.querySelector('h2')?.innerText.startsWith(t)", arg=heading(1),
-                               timeout=60_000)
-        picker = page.locator("[data-testid='stSelectbox'] input").first
-        page.wait_for_timeout(2000)
-        assert picker.input_value() == heading(1)                      # the picker shows the lesson too
-        # lesson 2 asks for one answer among radio options: pick the first
-        page.locator("[data-testid='stRadio']").filter(has_text="gradient weight").first \
-            .locator("[data-testid='stRadioOption'], label").first.click()
-        page.wait_for_timeout(3000)                                    # the rerun the click started
-        assert page.locator("h2").first.inner_text().startswith(heading(1))
-        assert picker.input_value() == heading(1)
-        assert '"ls_lesson":1' in page.url.replace("%22", '"').replace("%3A", ":").replace("%2C", ",")
-        browser.close()
+def test_next_then_a_prediction_stays_on_the_next_lesson(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(f"{server}/lessons", wait_until="domcontentloaded")
+    page.wait_for_function("t => document.querySelector('h2')?.innerText.startsWith(t)", arg=heading(0),
+                           timeout=90_000)
+    page.get_by_role("button", name="Next", exact=True).first.click()
+    page.wait_for_function("t => document.querySelector('h2')?.innerText.startsWith(t)", arg=heading(1),
+                           timeout=60_000)
+    picker = page.locator("[data-testid='stSelectbox'] input").first
+    page.wait_for_timeout(2000)
+    assert picker.input_value() == heading(1)                      # the picker shows the lesson too
+    # lesson 2 asks for one answer among radio options: pick the first
+    page.locator("[data-testid='stRadio']").filter(has_text="gradient weight").first \
+        .locator("[data-testid='stRadioOption'], label").first.click()
+    page.wait_for_timeout(3000)                                    # the rerun the click started
+    assert page.locator("h2").first.inner_text().startswith(heading(1))
+    assert picker.input_value() == heading(1)
+    assert '"ls_lesson":1' in page.url.replace("%22", '"').replace("%3A", ":").replace("%2C", ",")
+    page.close()
