@@ -45,15 +45,24 @@ def default_scenario() -> dict:
     return read_example(str(EXAMPLES / DEFAULT_EXAMPLE))
 
 
-@st.cache_data(show_spinner=False)
-def _examples_by_key() -> dict[str, str]:
-    """{a shipped example's canonical JSON: its name} (the same for every viewer)."""
-    return {json.dumps(read_example(str(p)), sort_keys=True): p.stem for p in example_files()}
+_SHIPPED: dict[str, dict] = {}
+
+
+def shipped(path: Path) -> dict:
+    """A shipped example's JSON, to read only (never to change or hand on): loaded once per process. read_example's
+    cache hands out a fresh copy on every call."""
+    key = str(path)
+    if key not in _SHIPPED:
+        _SHIPPED[key] = read_example(key)
+    return _SHIPPED[key]
 
 
 def example_name(data: dict) -> str | None:
-    """The name of the shipped example `data` is, unchanged, or None (so a link can say `example=NAME`)."""
-    return _examples_by_key().get(json.dumps(data, sort_keys=True))
+    """The name of the shipped example `data` is, unchanged, or None (so a link can say `example=NAME` and a picker
+    can show the preset loaded). Titles are compared first: a rerun compares no whole group but the one titled
+    alike."""
+    title = data.get("title")
+    return next((p.stem for p in example_files() if shipped(p).get("title") == title and shipped(p) == data), None)
 
 
 def _example_from_link(qp) -> dict | None:

@@ -11,7 +11,7 @@ from ..core.settings import ADVANTAGE_MODES, COMMON_DEFAULTS, KL_ESTIMATORS, Set
 from ..scenarios.files import MAX_FILE_BYTES, cut, parse_scenario
 from ..views.style import clip_legend as legend_lines
 from ..views.text import safe_markdown
-from .state import example_files, flash, read_example, set_scenario
+from .state import example_files, example_name, flash, read_example, set_scenario, shipped
 from .talk import in_talk
 from .uploads import read_upload
 
@@ -25,20 +25,8 @@ def _shown_c() -> float:
     return next(o.defaults["dual_clip_c"] for o in OBJECTIVES.values() if "dual_clip_c" in o.defaults)
 
 
-_SHIPPED: dict[str, dict] = {}
-
-
-def _shipped(path: Path) -> dict:
-    """A preset's JSON, to read only (never to change or hand on): loaded once per process. read_example's cache
-    hands out a fresh copy on every call, which the picker paid about 60 times per run."""
-    key = str(path)
-    if key not in _SHIPPED:
-        _SHIPPED[key] = read_example(key)
-    return _SHIPPED[key]
-
-
 def title_of(path: Path) -> str:
-    return _shipped(path).get("title") or path.stem
+    return shipped(path).get("title") or path.stem
 
 
 # A preset picker's first entry while the scenario is none of its presets (a string, never a preset's Path).
@@ -47,12 +35,8 @@ CURRENT = "current scenario"
 
 def loaded_preset(scenario: dict, files: list[Path]) -> Path | None:
     """The preset whose file holds exactly this scenario (it was loaded and not changed since), or None."""
-    title = scenario.get("title")
-    for path in files:
-        data = _shipped(path)
-        if data.get("title") == title and data == scenario:
-            return path
-    return None
+    name = example_name(scenario)
+    return next((p for p in files if p.stem == name), None) if name else None
 
 
 def current_label(scenario: dict, what: str) -> str:
