@@ -6,7 +6,7 @@ kind (a toggle gives each objective its own). In talk mode (a projector) the pag
 and sized to fit a 1280 × 720 screen under the scene bar; no editor, no settings."""
 import streamlit as st
 
-from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario
+from gspo_viz.ui.state import control, replace_tables, require_app, set_scenario, within
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import maps_skeleton
 
@@ -151,6 +151,7 @@ def compare(objectives: list[str]) -> None:
         page = control("rows", lambda v, k: right.selectbox(
             "Responses in the heatmaps", range(plan.pages), key=k, format_func=plan.page_label,
             index=min(v, plan.pages - 1) if isinstance(v, int) and v >= 0 else 0), 0)
+        page = within(page, plan.pages)        # a talk scene's value: no widget has checked it
     height = TALK_MAPS_HEIGHT if TALK else heatmap_height(len(plan.page_rows(page)))
     view = comparison_view(key, objectives, height, page, bool(shared), TALK_WIDTH if TALK else DESIGN_WIDTH)
     for name, e in view.errors.items():

@@ -8,7 +8,7 @@ from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario
 from gspo_viz.core.curves import clip_band, clip_curve, ratio_axis, reach_axis, same_curves, zoom_axis
 from gspo_viz.core.settings import Settings
 from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
-from gspo_viz.ui.state import control, require_app
+from gspo_viz.ui.state import control, require_app, within
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import clip_explorer_figure
@@ -120,7 +120,7 @@ marked = control("ce_token", lambda v, k: st.selectbox(
     "Mark a token of the current scenario", list(range(len(choices))), index=min(v, len(choices) - 1), key=k,
     format_func=lambda j: f"response {choices[j][0] + 1}, t = {choices[j][1] + 1}: "
                           f"“{scenario.responses[choices[j][0]].tokens[choices[j][1]]}”"), 0)
-i, t = choices[min(max(int(marked), 0), len(choices) - 1)]   # a talk's scene value is not checked by a widget
+i, t = choices[within(marked, len(choices))]   # a talk scene's value: no widget has checked it
 key = scenario_key(st.session_state.scenario)
 r_tok, A, s_i, tok_ratios = None, 0.0, None, []
 try:

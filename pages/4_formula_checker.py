@@ -4,7 +4,7 @@ import streamlit as st
 
 from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario, run_scenario
 from gspo_viz.views.steps import autograd_step, plain_powers, seed_mistakes, token_steps
-from gspo_viz.ui.state import DEFAULT_EXAMPLE, control, example_files, require_app
+from gspo_viz.ui.state import DEFAULT_EXAMPLE, control, example_files, require_app, within
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import OBJECTIVE_NAMES, objective_header, preset_picker
 from gspo_viz.views.style import fmt, gloss
@@ -36,12 +36,12 @@ name = control("fc_objective", lambda v, k: c1.selectbox("Objective", OBJECTIVE_
 i = control("fc_response", lambda v, k: c2.selectbox("Response", list(range(len(scenario.responses))),
                                                      index=min(v, len(scenario.responses) - 1), key=k,
                                                      format_func=lambda j: f"response {j + 1}"), 0)
-i = min(max(int(i), 0), len(scenario.responses) - 1)   # a talk's scene value is not checked by a widget
+i = within(i, len(scenario.responses))   # a talk scene's value: no widget has checked it
 tokens = scenario.responses[i].tokens
 t = control("fc_token", lambda v, k: c3.selectbox("Token", list(range(len(tokens))), index=min(v, len(tokens) - 1),
                                                   key=k, format_func=lambda j: f"t = {j + 1}: “{tokens[j]}”"), 0)
 
-t = min(max(int(t), 0), len(tokens) - 1)
+t = within(t, len(tokens))
 if TALK:    # the pickers are hidden: say which token the steps are for
     english = gloss(tokens[t])
     st.markdown(f"**Response {i + 1}, token t = {t + 1}: “{plain_text(tokens[t])}”**"

@@ -147,6 +147,15 @@ def boot() -> None:
     boot_talk(qp, flash)          # talk mode; a talk's scene replaces the scenario and controls
 
 
+def within(value: Any, n: int) -> int:
+    """An index from 0 to n − 1 for a control's value (a link's or a talk scene's, which no widget has checked in
+    talk mode): the nearest end when out of range, 0 when not a number."""
+    try:
+        return min(max(int(value), 0), n - 1)
+    except (TypeError, ValueError):
+        return 0
+
+
 def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
     """A widget whose value survives page switches and goes into the link.
 
