@@ -13,6 +13,7 @@ from typing import Optional
 import pandas as pd
 import torch
 
+from ..core.curves import clip_band
 from ..core.objectives import OBJECTIVES
 from ..views.style import bounds, fmt
 from . import scheduler as sched
@@ -484,12 +485,10 @@ def _identical(runs: list[Run]) -> list[str]:
 
 
 def _band(run: Run) -> Optional[tuple[float, float]]:
-    """The run's clip range [1 − ε_low, 1 + ε_high] when its objective clips a ratio to one (clip_form 'ppo', both
-    bounds set), else None."""
-    s = run.trainer.settings
-    if OBJECTIVES[run.objective].clip_form != "ppo" or s.eps_low is None or s.eps_high is None:
-        return None
-    return 1 - s.eps_low, 1 + s.eps_high
+    """The run's clip range [1 − ε_low, 1 + ε_high] when its objective clips a ratio to one (core.curves.clip_band),
+    else None."""
+    band = clip_band(run.objective, run.trainer.settings)
+    return None if band is None else (band.low, band.high)
 
 
 def _tail(history: list[dict], steps: int = 10) -> tuple[list[dict], int]:
