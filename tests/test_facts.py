@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings as hsettings, strategies as st
 
 from gspo_viz.core.aggregation import aggregation_weights, longest
 from gspo_viz.core.objectives import NAMES, OBJECTIVES
@@ -138,8 +138,18 @@ def check_steps(res):
             assert s["autograd"] == doc["responses"][i]["tokens"][t]["grad_weight"]
 
 
+# found by CI: response 1 is filtered as overlong, so GSPO counts one response of two; the sentence said "its one
+# response" (as for a group of one) where the group has two, and the count check wanted "1 of 1"
+OVERLONG_LEAVES_ONE = {"responses": [{"logp_old": [-1.0], "logp_new": [-1.0], "truncated": True, "reward": 0.0},
+                                     {"logp_old": [-1.0], "logp_new": [-0.8176784432060454], "truncated": False,
+                                      "reward": 1.0}],
+                       "settings": {"objective": "gspo", "beta": 0.0, "kl": "k1", "dynamic_sampling": False,
+                                    "overlong": {"filter": True}}}
+
+
 @RUNS
 @given(scenarios())
+@example(OVERLONG_LEAVES_ONE)
 def test_every_claim_of_every_sentence_holds(data):
     check_facts(_result(data))
 
@@ -256,3 +266,9 @@ def test_a_group_of_one_response_clipped_whole_is_not_counted_as_1_of_1():
     assert bool(res.explanation.clip[0, 0])                  # s = 1.8 > 1 + ε_high: clipped whole
     text = sentence(res)
     assert "GSPO clipped its one response whole" in text and "1 of 1" not in text
+
+
+def test_a_group_with_one_counted_response_says_it_counts_one_of_its_responses():
+    """Two responses, one filtered as overlong: "1 of 1 counted responses", not "its one response"."""
+    text = sentence(_result(OVERLONG_LEAVES_ONE))
+    assert "GSPO clipped 1 of 1 counted responses whole" in text and "its one response" not in text

@@ -122,7 +122,9 @@ def _marked(res: ScenarioResult, valid: list[list[bool]], every: list[tuple[int,
         one = n_whole == 1
         effect = (f"so {'all its tokens get' if one else 'all their tokens get'} policy gradient 0{kl_note}" if zero
                   else f"so {'its' if one else 'their'} {obj.effect}")
-        out.append(Fact("count", f"{title} clipped {'its one response' if len(rows) == 1 else f'{n_whole} of {len(rows)} responses'} whole: {'; '.join(parts)}, "
+        counted = "responses" if len(rows) == len(valid) else "counted responses"   # overlong-filtered rows are not
+        how_many = "its one response" if len(valid) == 1 else f"{n_whole} of {len(rows)} {counted}"
+        out.append(Fact("count", f"{title} clipped {how_many} whole: {'; '.join(parts)}, "
                                  f"{effect}.", unit="response", count=n_whole, of=len(rows)))
     if n_single:
         total = len(every)
