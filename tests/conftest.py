@@ -1,8 +1,14 @@
 """Test-wide settings: torch runs one intra-op thread (on a busy 2-core machine the suite took 437 s with torch's
-default threads and 212 s pinned), and hypothesis keeps no example database in the checkout."""
+default threads and 212 s pinned), and hypothesis keeps no example database in the checkout and draws the same
+examples on every run, so CI passes or fails on the code alone; `pytest --hypothesis-profile=explore` draws fresh
+ones (a case it finds goes beside its test as an @example)."""
 import torch
+from hypothesis import settings
 
 torch.set_num_threads(1)
+settings.register_profile("repeatable", database=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", database=None, derandomize=False, print_blob=True)
+settings.load_profile("repeatable")
 
 
 import os  # noqa: E402
