@@ -182,8 +182,12 @@ def talk_sidebar(page_key: Optional[str]) -> None:
     from .state import link_params
     ss = st.session_state
     st.subheader("Talk")
-    st.caption("Talk mode: no sidebar or controls, large type, charts first. Copy this link to show this view:")
-    st.code(talk_url(link_params() | {"mode": TALK}), language=None, wrap_lines=True)
+    st.caption("Talk mode: no sidebar or controls, large type, charts first.")
+    # the links sit in popovers: a code block's highlighter (1.5 MB of script) loads when one is opened, not with
+    # every page
+    with st.popover("Talk link to this view", icon=":material/link:", width="stretch"):
+        st.caption("Copy this link (the button at its right) to show this view in talk mode:")
+        st.code(talk_url(link_params() | {"mode": TALK}), language=None, wrap_lines=True)
     scenes = list(ss.get("talk_draft", []))
     can_add = page_key in SCENE_PAGES
     if st.button("Add this view as a scene", icon=":material/add_to_queue:", disabled=not can_add,
@@ -194,7 +198,9 @@ def talk_sidebar(page_key: Optional[str]) -> None:
         talk = Talk(title="My talk", scenes=tuple(scenes))
         st.caption(f"Your talk: {len(scenes)} scene{'s' if len(scenes) != 1 else ''} ("
                    + "; ".join(f"{k + 1}. {plain_text(cut(s.title, 40))}" for k, s in enumerate(scenes)) + ").")
-        st.code(talk_url({"mode": TALK, "t": encode_talk(talk), "scene": "1"}), language=None, wrap_lines=True)
+        with st.popover("Link to your talk", icon=":material/link:", width="stretch"):
+            st.caption("Copy this link: it holds every scene and opens the first.")
+            st.code(talk_url({"mode": TALK, "t": encode_talk(talk), "scene": "1"}), language=None, wrap_lines=True)
         c1, c2 = st.columns(2)
         c1.download_button("Save (JSON)", json.dumps(talk.to_dict(), ensure_ascii=False, indent=1)
                            .encode("utf-8", "backslashreplace"), file_name="talk.json", mime="application/json",
