@@ -160,7 +160,8 @@ def test_binned_cells_hold_their_tokens_numbers():
     assert len(rz) == 16 and all(len(row) == 64 for row in rz)   # 16 tokens per cell
     logr = torch.log(ex.token_ratio)
     marked = [c for c in range(1, len(CLIP_NAMES)) if CLIP_NAMES[c] in OBJECTIVES["dual_clip"].marks]
-    marks = {(x, y): s for x, y, s in zip(ratio["data"][1]["x"], ratio["data"][1]["y"], ratio["data"][1]["text"])}
+    marks = {(x, y): s for t in ratio["data"] if t["type"] == "scatter"       # a trace per kind of mark
+             for x, y, s in zip(t["x"], t["y"], t["text"])}
     assert marks and set(marks.values()) <= {CLIP_SYMBOLS[CLIP_NAMES[c]] for c in marked}
     cells = [(0, 0), (0, 63), (1, 62), (2, 0), (2, 1), (2, 5), (7, 30)]
     cells += [(i, k) for i in range(16) for k in range(64) if k * 16 < lengths[i]]   # every cell, for the marks

@@ -596,13 +596,16 @@ def maps_spec(panels: Sequence[Panel], height: int, shared: bool = True, width: 
         elif p.marks:               # only the clip marks, where a token is clipped: marker shapes, not text (a
             #                         browser measures every text node it draws: hundreds of marks took longer
             #                         than the rest of the chart); `text` names each mark for readers of the spec
+            #                         One trace per mark, its shape (and, every token in a cell, its size) one
+            #                         value: per-point arrays made each redraw ~15 % slower.
             fixed = round(min(max(0.7 * min(cw, ch), 8), 14))
-            sizes = [m[3] for m in p.marks] if p.width > 1 else [fixed] * len(p.marks)
-            data.append(dict(type="scatter", x=[m[0] for m in p.marks], y=[m[1] for m in p.marks],
-                             text=[m[2] for m in p.marks], **axes | dict(mode="markers"),
-                             marker=dict(symbol=[MARK_SHAPES[m[2]] for m in p.marks], color="#222",
-                                         size=[round(0.75 * z, 1) for z in sizes],
-                                         line=dict(width=0.6, color="white"))))
+            for symbol in dict.fromkeys(m[2] for m in p.marks):
+                these = [m for m in p.marks if m[2] == symbol]
+                sizes = [round(0.75 * m[3], 1) for m in these] if p.width > 1 else round(0.75 * fixed, 1)
+                data.append(dict(type="scatter", x=[m[0] for m in these], y=[m[1] for m in these],
+                                 text=[symbol] * len(these), **axes | dict(mode="markers"),
+                                 marker=dict(symbol=MARK_SHAPES[symbol], color="#222", size=sizes,
+                                             line=dict(width=0.6, color="white"))))
         if "word" in lines:         # the tokens themselves (Plotly reads tags in text: escaped), and their glosses
             words, glosses = [], []
             for x, r, tok in p.words:
