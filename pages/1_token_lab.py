@@ -195,7 +195,7 @@ def compare(objectives: list[str]) -> None:
         left, right = st.columns([3, 2])
         left.plotly_chart(figure, key="advantages", **PLOT_ARGS)
         right.markdown(f"mean R̄ = **{fmt(panel['mean'])}**, std over G − 1 = **{fmt(panel['std_sample'])}**, "
-                       f"over G = **{fmt(panel['std_population'])}**, ε = {first.explanation.settings.adv_eps:g}.")
+                       f"over G = **{fmt(panel['std_population'])}**, ε_std = {first.explanation.settings.adv_eps:g} (added to the std; not the clip ε).")
         if first.no_signal:
             right.warning("All rewards are equal: every advantage is 0, so this group carries no learning signal. "
                           "DAPO's dynamic sampling would drop it and sample another.", icon=":material/block:")

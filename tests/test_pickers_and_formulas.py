@@ -179,7 +179,8 @@ def test_formula_checker_page_typesets_powers_of_ten_and_bars():
     assert any(r"R_i - \overline{R}" in x for x in latex)
     assert not any(SCI.search(outside_text(x)) or r"\bar" in x for x in latex)
     conventions = next(c.value for c in at.caption if c.value.startswith("Conventions:"))
-    assert "(std + 1×10⁻⁶)" in conventions and not SCI.search(conventions)
+    assert "(std + ε_std), ε_std = adv_eps = 1×10⁻⁶" in conventions and not SCI.search(conventions)
+    assert any(r"\sigma + \epsilon_{std}" in x for x in latex)   # the std's ε, not the clip ε
     # responses and tokens from 1 in the selectors and in autograd's line, as on every page
     response = next(s for s in at.selectbox if s.label == "Response")
     token = next(s for s in at.selectbox if s.label == "Token")

@@ -88,7 +88,7 @@ def _advantages(rs: list[Response], cfg, T: int, conventions: list[str]) -> _Adv
         out.adv, stats = group_advantages(shaped, cfg.advantage, cfg.std, cfg.adv_eps)
         out.mean, out.std, out.no_signal = float(stats.mean), float(stats.std), bool(stats.no_signal)
         conventions.append({
-            "group": f"advantages: group z-score A = (R − mean) / (std + {cfg.adv_eps:g}), std over "
+            "group": f"advantages: group z-score A = (R − mean) / (std + ε_std), ε_std = adv_eps = {cfg.adv_eps:g}, std over "
                      + ("G − 1 (sample, as TRL and verl)" if cfg.std == "sample" else "G (population)"),
             "mean": "advantages: Dr.GRPO mean-centred A = R − mean (no std)",
             "rloo": "advantages: RLOO leave-one-out A_i = R_i − mean of the other responses",

@@ -121,7 +121,7 @@ def _adv_steps(res: ScenarioResult, i: int, t: int) -> tuple[list[Step], float]:
                           rf"\sigma = \sqrt{{\sum_j (R_j - \overline{{R}})^2 / {denom}}} = {n(res.reward_std)}",
                           res.reward_std))
         steps.append(Step("advantage (group z-score)",
-                          rf"A_i = \frac{{R_i - \overline{{R}}}}{{\sigma + \epsilon}} = "
+                          rf"A_i = \frac{{R_i - \overline{{R}}}}{{\sigma + \epsilon_{{std}}}} = "
                           rf"\frac{{{n(R[i])} - {n(res.reward_mean)}}}{{{n(res.reward_std)} + {cfg.adv_eps:g}}} = {n(A)}",
                           A))
     elif cfg.advantage == "mean":
@@ -259,7 +259,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
                 "an outcome reward is not a discounted return", "shared/seeds/003, GRPO step 1",
                 rf"G_t = \gamma^{{L-t}} R = 0.9^{{{L - t - 1}}} \cdot {n(res.rewards[i])}",
                 gamma ** (L - t - 1) * res.rewards[i],
-                r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon}", A,
+                r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon_{std}}", A,
                 f"GRPO with an outcome reward gives every token of response {i + 1} the same group-relative advantage "
                 "A_i; nothing is discounted."))
     if obj.level == "sequence" and not obj.per_token_advantages and res.rewards is not None \
@@ -273,7 +273,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
         out.append(Mistake(
             "GSPO's advantage is the group z-score of rewards", "shared/seeds/003, GSPO step 3",
             r"A = \overline{s}_{good} - \overline{s}_{bad}", wrong,
-            r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon}", A,
+            r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon_{std}}", A,
             "s_i is the importance weight that multiplies A_i; the advantage comes from the rewards alone."))
     if obj.clip_form == "ppo" and obj.aggregation == "token-mean":
         part = ex.loss_mask.sum(-1)
