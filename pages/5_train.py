@@ -13,7 +13,7 @@ from gspo_viz.toy.session import (MAX_RUNS, PRESETS, Background, averaged_rows, 
                                    samples as sample_view, steps_per_second, summary_lines)
 from gspo_viz.toy.train import HISTORY_RECENT, TrainConfig, TrainConfigError
 from gspo_viz.ui.sessions import keep_while_open
-from gspo_viz.ui.state import control, require_app, set_scenario
+from gspo_viz.ui.state import control, require_app, set_scenario, slider
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import comparison_maps, heatmap_height
 from gspo_viz.views.training import training_figure
@@ -63,7 +63,7 @@ mu = control("tr_mu", lambda v, k: k4.number_input("μ minibatches", 1, 4096, v,
 c = control("tr_c", lambda v, k: k5.number_input("Dual-Clip c", 0.5, 20.0, v, step=0.5, key=k), D.dual_clip_c)
 beta = control("tr_beta", lambda v, k: k6.number_input("β (KL)", 0.0, 1.0, v, step=0.01, key=k), D.beta)
 d1, d2, d3 = st.columns(3)
-digits = control("tr_digits", lambda v, k: d1.slider("digits per prompt", 1, 8, tuple(v), key=k),
+digits = control("tr_digits", lambda v, k: slider(d1, "digits per prompt", 1, 8, tuple(v), key=k),
                  [D.min_digits, D.max_digits])
 seed = control("tr_seed", lambda v, k: d2.number_input("seed", 0, 10_000, v, key=k), D.seed)
 own_eps = control("tr_own_eps", lambda v, k: d3.toggle("each objective uses its paper's ε", value=v, key=k), True)
@@ -296,6 +296,10 @@ def samples() -> None:
         except ScenarioError as e:
             st.warning(f"{OBJECTIVES[name].title}: {e}")
     if results:                                    # the Token Lab's maps: one figure, one colour scale
+        if len(results) > 1:
+            st.caption(f"A map per objective, all on {view.label}'s answers: the same tokens and ratios, scored by "
+                       f"each run's objective ({', '.join(OBJECTIVES[r.explanation.objective].title for r in results)}"
+                       ") with its own clip rule. The other runs sampled answers of their own, not shown here.")
         ratio_maps, _ = comparison_maps(results, heatmap_height(len(parsed.responses)))
         st.plotly_chart(ratio_maps, key="sample_maps", **PLOT_ARGS)
     st.button("Open this group in the Token Lab", icon=":material/open_in_new:", on_click=open_in_lab,

@@ -202,6 +202,9 @@ def test_the_viewer_shows_the_latest_step_and_opens_a_group_the_token_lab_draws(
     assert view.signal and prompt == view.first_signal + 1
     assert ", ".join(str(p + 1) for p in view.signal) in " ".join(c.value for c in at.caption)
     assert not any("has no learning signal" in i.value for i in at.info)
+    # the maps are one run's answers scored by every run's objective, and the page says so
+    assert ("A map per objective, all on GRPO's answers: the same tokens and ratios, scored by each run's objective "
+            "(GRPO, GSPO, Dual-Clip PPO)") in " ".join(c.value for c in at.caption)
     click(at, "Open this group in the Token Lab")
     assert at.title[0].value == "Token Lab"
     scenario = at.session_state["scenario"]
