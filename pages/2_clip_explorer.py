@@ -8,7 +8,7 @@ from gspo_viz import OBJECTIVES, ScenarioError, parse_scenario
 from gspo_viz.core.curves import clip_band, clip_curve, ratio_axis, reach_axis, same_curves, zoom_axis
 from gspo_viz.core.settings import Settings
 from gspo_viz.ui.cache import cached_clip_curve, objective_view, scenario_key
-from gspo_viz.ui.state import control, require_app, within
+from gspo_viz.ui.state import control, require_app, slider, within
 from gspo_viz.ui.talk import in_talk
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import clip_explorer_figure
@@ -62,8 +62,8 @@ def knob_controls(name: str, table: dict, number_box: bool = False) -> Settings:
                 values[knob] = control(f"ce_{name}_{knob}", lambda v, k: st.number_input(
                     label, lo, hi, float(v), step, format="%.4f", key=k), float(default))
             else:
-                values[knob] = control(f"ce_{name}_{knob}", lambda v, k: st.slider(
-                    label, lo, hi, float(v), step, key=k), float(default))
+                values[knob] = control(f"ce_{name}_{knob}", lambda v, k: slider(
+                    st, label, lo, hi, float(v), step, key=k), float(default))
     if notes and not TALK:
         st.caption("; ".join(notes) + ".")
     return Settings(**values)
@@ -111,7 +111,7 @@ if TALK:
 else:
     with st.expander("Each objective's settings (starting from its paper's defaults)", expanded=False):
         SETTINGS = in_columns(chosen, 4, lambda n: knob_controls(n, KNOB_SLIDERS))
-x_max = control("ce_xmax", lambda v, k: st.slider("Ratio axis up to", 1.5, 12.0, v, 0.5, key=k), 4.0)
+x_max = control("ce_xmax", lambda v, k: slider(st, "Ratio axis up to", 1.5, 12.0, v, 0.5, key=k), 4.0)
 
 # A token of the current scenario, marked on the curves.
 scenario = parse_scenario(st.session_state.scenario)

@@ -10,10 +10,9 @@ from gspo_viz.core.curves import (drift_clip, drift_sequence_ratio, overlong_cur
 from gspo_viz.core.objectives import OBJECTIVES
 from gspo_viz.core.settings import Settings
 from gspo_viz.ui.cache import cached_drift, cached_weights
-from gspo_viz.ui.state import control, require_app
+from gspo_viz.ui.state import control, require_app, slider
 from gspo_viz.ui.widgets import PLOT_ARGS
 from gspo_viz.views.plots import lines_figure
-from gspo_viz.views.style import fmt
 
 require_app()
 
@@ -38,8 +37,8 @@ def eps_controls(name: str, cols, number_box: bool) -> Settings:
             out[knob] = control(f"la_{name}_{knob}", lambda v, k: col.number_input(
                 title, 1e-5, 0.1, float(v), 1e-4, format="%.5f", key=k), float(d[knob]))
         else:
-            out[knob] = control(f"la_{name}_{knob}", lambda v, k: col.slider(
-                title, 0.01, 0.5, float(v), 0.01, key=k), float(d[knob]))
+            out[knob] = control(f"la_{name}_{knob}", lambda v, k: slider(
+                col, title, 0.01, 0.5, float(v), 0.01, key=k), float(d[knob]))
     return Settings(**out)
 
 
@@ -49,11 +48,11 @@ st.caption("Long and short answers in the same group: who gets how much gradient
 # ------------------------------------------------------------------------------ 1. per-token weight against length
 st.subheader("1 · A token's gradient weight against its response's length")
 c1, c2, c3, c4 = st.columns(4)
-G = control("la_G", lambda v, k: c1.slider("G (answers in the group)", 2, 32, v, key=k), 8)
-other = control("la_other", lambda v, k: c2.slider("length of the other answers", 1, 512, v, key=k), 32)
+G = control("la_G", lambda v, k: slider(c1, "G (answers in the group)", 2, 32, v, key=k), 8)
+other = control("la_other", lambda v, k: slider(c2, "length of the other answers", 1, 512, v, key=k), 32)
 budget_of = ", ".join(OBJECTIVES[n].title for n in BUDGETED)
-l_max = control("la_lmax", lambda v, k: c3.slider(f"L_max ({budget_of})", 16, 1024, v, 16, key=k), 512)
-top_wanted = control("la_top", lambda v, k: c4.slider("lengths up to", 16, 1024, v, 16, key=k), 512)
+l_max = control("la_lmax", lambda v, k: slider(c3, f"L_max ({budget_of})", 16, 1024, v, 16, key=k), 512)
+top_wanted = control("la_top", lambda v, k: slider(c4, "lengths up to", 16, 1024, v, 16, key=k), 512)
 top = min(top_wanted, l_max)
 lengths = sorted(set([1, 2, 3, 5] + list(range(8, top + 1, max(1, top // 32))) + [top]))
 weights = cached_weights(tuple(lengths), G, other, l_max)
@@ -117,7 +116,7 @@ seq_name = control("la_seq", lambda v, k: e0.selectbox(
     "sequence-level clip", SEQ_CLIP, index=SEQ_CLIP.index(v), key=k, format_func=lambda n: OBJECTIVES[n].title),
     SEQ_CLIP[0])
 seq_cfg = eps_controls(seq_name, (e1, e2), number_box=True)
-L2 = control("la_L2", lambda v, k: e3.slider("lengths up to ", 4, 512, v, 4, key=k), 128)
+L2 = control("la_L2", lambda v, k: slider(e3, "lengths up to ", 4, 512, v, 4, key=k), 128)
 TOK, SEQ = OBJECTIVES[tok_name], OBJECTIVES[seq_name]
 lens2 = sorted(set(range(1, L2 + 1, max(1, L2 // 128))) | {L2})   # the chosen length itself: the numbers below
 tok_lo, tok_hi = sequence_ratio_band(lens2, tok_cfg.eps_low, tok_cfg.eps_high)
@@ -145,8 +144,8 @@ st.markdown(
 # ------------------------------------------------------------------------------ 3. one token drifts
 st.subheader("3 · One token drifts: how s_i responds as the answer grows (the length-bias critique)")
 f1, f2 = st.columns(2)
-delta = control("la_delta", lambda v, k: f1.slider("that token's log-ratio δ", -3.0, 3.0, v, 0.05, key=k), 0.5)
-L3 = control("la_L3", lambda v, k: f2.slider("lengths up to  ", 4, 8192, v, 4, key=k), 4096)
+delta = control("la_delta", lambda v, k: slider(f1, "that token's log-ratio δ", -3.0, 3.0, v, 0.05, key=k), 0.5)
+L3 = control("la_L3", lambda v, k: slider(f2, "lengths up to  ", 4, 8192, v, 4, key=k), 4096)
 N = shortest_unclipped_length(delta, seq_cfg.eps_low, seq_cfg.eps_high)
 exact = [L for L in ((N - 1, N) if N else ()) if 1 <= L <= L3]
 lens3 = sorted(set(list(range(1, min(L3, 64) + 1)) + list(range(64, L3 + 1, max(1, L3 // 128))) + [L3] + exact))
@@ -208,8 +207,8 @@ else:
 # ------------------------------------------------------------------------------ 4. overlong punishment
 st.subheader("4 · DAPO's soft overlong punishment")
 h1, h2 = st.columns(2)
-o_max = control("la_omax", lambda v, k: h1.slider("L_max", 16, 32768, v, 16, key=k), 20480)
-o_cache = control("la_ocache", lambda v, k: h2.slider("L_cache", 1, 8192, v, 1, key=k), 4096)
+o_max = control("la_omax", lambda v, k: slider(h1, "L_max", 16, 32768, v, 16, key=k), 20480)
+o_cache = control("la_ocache", lambda v, k: slider(h2, "L_cache", 1, 8192, v, 1, key=k), 4096)
 if o_cache > o_max:
     st.error(f"L_cache ({o_cache}) must not exceed L_max ({o_max}); the chart keeps L_cache = L_max.",
              icon=":material/error:")

@@ -152,6 +152,18 @@ def test_a_link_with_an_invalid_control_value_falls_back():
     assert "'cmp' is not valid here" in " ".join(w.value for w in at.warning)
 
 
+@pytest.mark.parametrize("page, key, bad, default, label", [
+    (2, "la_G", 99, 8, "G (answers in the group)"),                  # G on [2, 32]
+    (1, "ce_xmax", -3.0, 4.0, "Ratio axis up to"),                   # on [1.5, 12]
+])
+def test_a_link_with_a_slider_value_off_its_track_falls_back(page, key, bad, default, label):
+    """Streamlit 1.67's slider takes an initial value outside its range as given: the page refuses it instead."""
+    at = open_page(PAGES[page], {"v": json.dumps({key: bad})})
+    assert next(s for s in at.slider if s.label == label).value == default
+    at.run()
+    assert f"value {bad} for '{key}' is not valid here" in " ".join(w.value for w in at.warning).replace("\\", "")
+
+
 # ------------------------------------------------------------------------------------------------------------ Clip Explorer
 def test_clip_explorer_marks_the_cores_token():
     at = open_page(PAGES[1])

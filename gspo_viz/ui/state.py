@@ -156,6 +156,15 @@ def within(value: Any, n: int) -> int:
         return 0
 
 
+def slider(where: Any, label: str, lo: Any, hi: Any, value: Any, step: Any = None, **kwargs) -> Any:
+    """where.slider(...) that refuses an initial value outside [lo, hi] (Streamlit 1.67 draws the handle off the
+    track and returns the value as given), so that `control` falls back to the default with its message."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi for v in values):
+        raise ValueError(f"{label}: {value!r} is outside [{lo}, {hi}]")
+    return where.slider(label, lo, hi, value, step, **kwargs)
+
+
 def control(key: str, make: Callable[[Any, str], Any], default: Any) -> Any:
     """A widget whose value survives page switches and goes into the link.
 
