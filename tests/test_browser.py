@@ -3,6 +3,7 @@ Chromium. Opens a page's link first (a fresh server), every page, edits one valu
 browser context, and saves a screenshot of each page to artifacts/screenshots/."""
 import json
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,25 @@ def test_pages_edit_and_copied_link(server, browser):
     assert metric_values(again) == metric_values(page)
     other.close()
     context.close()
+
+
+def test_typing_1e308_in_the_browser_reaches_the_parser(server, browser):
+    """Streamlit's number cell editor (glide-data-grid's, behind st.column_config.NumberColumn) drops the 'e' while
+    one types: "1e308" arrived as 1308. The reward column is a text column now: what is typed reaches the parser."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1600})
+    page.goto(f"{server}/token_lab?" + urllib.parse.urlencode({"v": json.dumps({"edit": True})}))
+    grid = page.locator('[data-testid="stDataFrame"]').first      # the responses table
+    grid.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Add response").wait_for(timeout=60_000)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 20, box["y"] + 35 + 17)            # response 1, first column
+    page.wait_for_timeout(300)
+    page.keyboard.press("ArrowRight")                               # → its reward
+    page.wait_for_timeout(300)
+    page.keyboard.type("1e308", delay=50)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    message = page.get_by_text("responses table, response 1, column reward: 1e+308")  # not 1308
+    message.wait_for(timeout=60_000)
+    assert "The charts keep showing the last valid group" in message.inner_text()
+    page.close()
