@@ -186,7 +186,7 @@ def talk_sidebar(page_key: Optional[str]) -> None:
     # the links sit in popovers: a code block's highlighter (1.5 MB of script) loads when one is opened, not with
     # every page
     with st.popover("Talk link to this view", icon=":material/link:", width="stretch"):
-        st.caption("Copy this link (the button at its right) to show this view in talk mode:")
+        st.caption("This link shows this view in talk mode (hover it for a copy button):")
         st.code(talk_url(link_params() | {"mode": TALK}), language=None, wrap_lines=True)
     scenes = list(ss.get("talk_draft", []))
     can_add = page_key in SCENE_PAGES
@@ -199,7 +199,7 @@ def talk_sidebar(page_key: Optional[str]) -> None:
         st.caption(f"Your talk: {len(scenes)} scene{'s' if len(scenes) != 1 else ''} ("
                    + "; ".join(f"{k + 1}. {plain_text(cut(s.title, 40))}" for k, s in enumerate(scenes)) + ").")
         with st.popover("Link to your talk", icon=":material/link:", width="stretch"):
-            st.caption("Copy this link: it holds every scene and opens the first.")
+            st.caption("This link holds every scene and opens the first (hover it for a copy button):")
             st.code(talk_url({"mode": TALK, "t": encode_talk(talk), "scene": "1"}), language=None, wrap_lines=True)
         c1, c2 = st.columns(2)
         c1.download_button("Save (JSON)", json.dumps(talk.to_dict(), ensure_ascii=False, indent=1)
