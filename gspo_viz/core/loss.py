@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .advantages import kl_derivative, kl_estimate
-from .aggregation import aggregate, aggregation_weights, longest
+from .aggregation import aggregation_weights, longest, term_weights
 from . import objectives as registry
 from .objectives.base import NONE, Objective, Terms, logratio
 from .settings import Settings
@@ -18,10 +18,15 @@ def get(name: str) -> Objective:
     return registry.OBJECTIVES[name]
 
 
-def kl_weights(part: Tensor, obj: Objective, l_max: int) -> Tensor:
-    """Aggregation of the per-token KL: the objective's own token aggregation (GRPO's for per-sequence terms)."""
-    mode = "seq-mean-token-mean" if obj.aggregation == "seq-mean" else obj.aggregation
+def kl_weights(part: Tensor, cfg: Settings, l_max: int) -> Tensor:
+    """Aggregation of the per-token KL: the run's loss_agg_mode (GRPO's seq-mean-token-mean under 'seq-mean')."""
+    mode = "seq-mean-token-mean" if cfg.loss_agg_mode == "seq-mean" else cfg.loss_agg_mode
     return aggregation_weights(part, mode, l_max)
+
+
+def policy_weights(obj: Objective, part: Tensor, cfg: Settings, l_max: int) -> Tensor:
+    """The weights of the objective's terms under the run's loss_agg_mode: (G, T), or (G,) for per-sequence terms."""
+    return term_weights(part, cfg.loss_agg_mode, l_max, obj.per_sequence_terms)
 
 
 def objective_parts(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor, mask: Tensor, cfg: Settings,
@@ -37,11 +42,12 @@ def objective_parts(name: str, logp: Tensor, logp_old: Tensor, advantages: Tenso
     part = mask if loss_mask is None else loss_mask.to(logp.dtype)
     l_max = longest(mask, cfg.max_tokens)
     terms = obj.terms(logp, logp_old, advantages, mask, cfg)
-    J_policy = aggregate(terms.value, part, obj.aggregation, l_max)
+    w = policy_weights(obj, part, cfg, l_max)
+    J_policy = (torch.where(w > 0, terms.value, torch.zeros_like(terms.value)) * w).sum()
     J_kl = torch.zeros((), dtype=logp.dtype)
     if logp_ref is not None and cfg.beta:
         kl = torch.where(part > 0, kl_estimate(logp, logp_ref, cfg.kl), torch.zeros_like(logp))
-        J_kl = (kl * kl_weights(part, obj, l_max)).sum()
+        J_kl = (kl * kl_weights(part, cfg, l_max)).sum()
     return J_policy, J_kl, terms
 
 
@@ -82,8 +88,8 @@ def closed_form_grad(name: str, logp: Tensor, logp_old: Tensor, advantages: Tens
             codes = clip_decisions(name, logp, logp_old, advantages, mask, cfg)
         part = mask if loss_mask is None else loss_mask
         l_max = longest(mask, cfg.max_tokens)
-        w = aggregation_weights(part, obj.aggregation, l_max)
+        w = policy_weights(obj, part, cfg, l_max)
         grad = obj.policy_grad(logratio(logp, logp_old, mask), advantages, mask, w, codes, cfg)
         if logp_ref is not None and cfg.beta and not policy_only:
-            grad = grad - cfg.beta * kl_weights(part, obj, l_max) * kl_derivative(logp, logp_ref, cfg.kl)
+            grad = grad - cfg.beta * kl_weights(part, cfg, l_max) * kl_derivative(logp, logp_ref, cfg.kl)
         return torch.where(part > 0, grad.expand(logp.shape), torch.zeros_like(logp))

@@ -88,6 +88,8 @@ class Settings:
     gmpo_eps: Optional[float] = None     # GMPO's clip range in log space: log-ratio clipped to [−ε, ε]
     dynamic_sampling: Optional[bool] = None  # DAPO: drop a group whose rewards are all equal
     overlong: Optional[Overlong] = None  # DAPO's overlong filtering and soft punishment
+    loss_agg_mode: Optional[str] = None  # verl's name for how the terms are aggregated (core/aggregation.py); None =
+    #                                      the objective's paper's
 
     def __post_init__(self):
         if self.objective not in registry.NAMES:
@@ -121,8 +123,21 @@ class Settings:
                 raise SettingsError(name, f"must be in (0, 100], got {v}")
         if self.dynamic_sampling is not None and not isinstance(self.dynamic_sampling, bool):
             raise SettingsError("dynamic_sampling", f"must be true or false, got {self.dynamic_sampling!r}")
+        if self.loss_agg_mode is not None:
+            self._check_loss_agg_mode()
         if self.overlong is not None and not isinstance(self.overlong, Overlong):
             raise SettingsError("overlong", "must be an Overlong(...)")
+
+    def _check_loss_agg_mode(self) -> None:
+        from .aggregation import AGGREGATIONS, TOKEN_MODES
+        mode, obj = self.loss_agg_mode, registry.OBJECTIVES[self.objective]
+        if mode not in AGGREGATIONS:
+            raise SettingsError("loss_agg_mode", f"unknown mode {mode!r}; valid (verl's names): "
+                                                 f"{', '.join(AGGREGATIONS)}")
+        if mode == "seq-mean" and not obj.per_sequence_terms:
+            raise SettingsError("loss_agg_mode", f"seq-mean averages one term per response, but {obj.title}'s terms "
+                                                 f"are per token; use one of {', '.join(TOKEN_MODES)} (its paper's: "
+                                                 f"{obj.aggregation})")
 
     @classmethod
     def from_dict(cls, d: dict, objective: Optional[str] = None) -> "Settings":
@@ -142,7 +157,8 @@ class Settings:
 
     def resolved(self) -> "Settings":
         """The effective settings: every knob this objective reads gets a value (its default where unset)."""
-        values = {**COMMON_DEFAULTS, **registry.OBJECTIVES[self.objective].defaults}
+        obj = registry.OBJECTIVES[self.objective]
+        values = {**COMMON_DEFAULTS, "loss_agg_mode": obj.aggregation, **obj.defaults}
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
         values.update(given)
         values["objective"] = self.objective
@@ -152,7 +168,7 @@ class Settings:
         """The resolved knobs that matter for this objective, as plain JSON values."""
         r = self.resolved()
         keys = ("objective",) + registry.OBJECTIVES[r.objective].knobs + ("advantage", "std", "adv_eps", "beta", "kl",
-                                                       "dynamic_sampling", "overlong")
+                                                       "dynamic_sampling", "overlong", "loss_agg_mode")
         out = {}
         for k in keys:
             v = getattr(r, k)

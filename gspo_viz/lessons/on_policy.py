@@ -75,7 +75,7 @@ def reveal(case) -> Reveal:
                 lines.append(f"{R.title(n)} gives every token the same gradient weight as {R.title(NAMES[0])} here "
                              f"(largest difference {diff:.1g}).")
             else:
-                agg = OBJECTIVES[n].aggregation
+                agg = case.results[n].explanation.settings.loss_agg_mode
                 lines.append(f"{R.title(n)}'s weights differ from {R.title(NAMES[0])}'s only by its aggregation, "
                              f"{agg}, {AGGREGATIONS[agg]}: in response {i + 1}, "
                              f"{R.num(R.factor(case.results[n], i, 0))} × {R.term(R.adv(case.results[n], i))} = "

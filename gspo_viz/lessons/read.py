@@ -182,10 +182,10 @@ def push(g: float) -> str:
 
 
 def factor(res, i: int, t: int) -> float:
-    """The aggregation weight of the token (of its response, for per-sequence terms): the objective's own mode."""
+    """The aggregation weight of the token (of its response, for per-sequence terms): the run's loss_agg_mode."""
+    from ..core.loss import policy_weights
     ex = res.explanation
-    w = aggregation_weights(ex.loss_mask, OBJECTIVES[ex.objective].aggregation,
-                            longest(ex.mask, ex.settings.max_tokens))
+    w = policy_weights(OBJECTIVES[ex.objective], ex.loss_mask, ex.settings, longest(ex.mask, ex.settings.max_tokens))
     return float(w[i]) if w.dim() == 1 else float(w[i, t])
 
 
@@ -193,7 +193,8 @@ def factor_text(res, i: int, t: int) -> str:
     """Where the token's aggregation factor comes from: the objective's aggregation, in words."""
     from ..core.aggregation import AGGREGATIONS
     obj = OBJECTIVES[res.explanation.objective]
-    return f"{num(factor(res, i, t))} is the token's weight in {obj.title}'s {AGGREGATIONS[obj.aggregation]}"
+    mode = res.explanation.settings.loss_agg_mode
+    return f"{num(factor(res, i, t))} is the token's weight in {obj.title}'s {AGGREGATIONS[mode]}"
 
 
 def term_at(res, r: float, A: float) -> tuple[float, float]:

@@ -125,15 +125,19 @@ def _masked(rs: list[Response], cfg, a: _Advantages, conventions: list[str]) -> 
 
 def _objective_conventions(obj, cfg, mask: Tensor) -> list[str]:
     from ..core.aggregation import AGGREGATIONS, longest
-    agg = f"{obj.aggregation}, {AGGREGATIONS[obj.aggregation]}"
-    if obj.aggregation == "seq-mean-token-sum-norm":
+    mode = cfg.loss_agg_mode
+    agg = f"loss_agg_mode {mode}, {AGGREGATIONS[mode]}"
+    if obj.per_sequence_terms and mode != "seq-mean":
+        agg += " over each response's term repeated on every token of it (as verl aggregates GSPO's per-token loss)"
+    agg += " (its paper's)" if mode == obj.aggregation else f" (its paper's is {obj.aggregation})"
+    if mode == "seq-mean-token-sum-norm":
         agg += f" with L_max = {longest(mask, cfg.max_tokens)}" + \
                ("" if cfg.max_tokens is not None else " (the longest response in the batch, whether or not it takes "
                                                       "part; set max_tokens to fix it)")
     out = [f"aggregation: {agg}; G counts responses that take part", obj.clip_convention(cfg)]
     if cfg.beta:
         out.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term"
-                   + ("; per-sequence objectives aggregate it as GRPO does" if obj.aggregation == "seq-mean" else ""))
+                   + ("; under seq-mean it is aggregated as GRPO's, seq-mean-token-mean" if mode == "seq-mean" else ""))
     return out + ["J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token"]
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..core.advantages import kl_derivative, kl_estimate
-from ..core.aggregation import aggregation_weights, longest
-from ..core.loss import kl_weights
+from ..core.aggregation import longest
+from ..core.loss import kl_weights, policy_weights
 from ..core.objectives import OBJECTIVES
 from ..core.objectives.base import CLIP_NAMES, Step, Token, n
 from ..scenarios.run import ScenarioResult
@@ -135,10 +135,10 @@ def _adv_steps(res: ScenarioResult, i: int, t: int) -> tuple[list[Step], float]:
 
 
 def _weights(res: ScenarioResult):
-    """The objective's aggregation weights ((G, T), or (G,) for per-sequence terms) and Dr.GRPO's L_max."""
+    """The run's aggregation weights ((G, T), or (G,) for per-sequence terms) and Dr.GRPO's L_max."""
     ex = res.explanation
     l_max = longest(ex.mask, ex.settings.max_tokens)
-    return aggregation_weights(ex.loss_mask, OBJECTIVES[ex.objective].aggregation, l_max), l_max
+    return policy_weights(OBJECTIVES[ex.objective], ex.loss_mask, ex.settings, l_max), l_max
 
 
 def _factor(res: ScenarioResult, i: int, t: int, w=None, l_max=None) -> tuple[str, float]:
@@ -154,12 +154,23 @@ def _factor(res: ScenarioResult, i: int, t: int, w=None, l_max=None) -> tuple[st
     if w is None:
         w, l_max = _weights(res)
     value = float(w[i]) if w.dim() == 1 else float(w[i, t])
+    mode = ex.settings.loss_agg_mode
+    S = int(part.sum())
+    if obj.per_sequence_terms and mode != "seq-mean":    # the response's term once per token: its tokens' weights
+        latex = {
+            "seq-mean-token-mean": rf"|y_i| \cdot \frac{{1}}{{G\,|y_i|}} = \frac{{1}}{{{G}}}",
+            "token-mean": rf"\frac{{|y_i|}}{{\sum_j |y_j|}} = \frac{{{L}}}{{{S}}}",
+            "seq-mean-token-sum": rf"\frac{{|y_i|}}{{G}} = \frac{{{L}}}{{{G}}}",
+            "seq-mean-token-sum-norm": rf"\frac{{|y_i|}}{{G \cdot L_{{max}}}} = \frac{{{L}}}{{{G} \cdot {l_max}}}",
+        }[mode]
+        return latex, value
     latex = {
         "seq-mean": rf"\frac{{1}}{{G}} = \frac{{1}}{{{G}}}",
         "seq-mean-token-mean": rf"\frac{{1}}{{G\,|y_i|}} = \frac{{1}}{{{G} \cdot {L}}}",
-        "token-mean": rf"\frac{{1}}{{\sum_j |y_j|}} = \frac{{1}}{{{int(part.sum())}}}",
+        "token-mean": rf"\frac{{1}}{{\sum_j |y_j|}} = \frac{{1}}{{{S}}}",
+        "seq-mean-token-sum": rf"\frac{{1}}{{G}} = \frac{{1}}{{{G}}}",
         "seq-mean-token-sum-norm": rf"\frac{{1}}{{G \cdot L_{{max}}}} = \frac{{1}}{{{G} \cdot {l_max}}}",
-    }[obj.aggregation]
+    }[mode]
     return latex, value
 
 
@@ -202,7 +213,7 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
         lp_t, lr_t = torch.tensor(lp, dtype=torch.float64), torch.tensor(lr, dtype=torch.float64)
         k = float(kl_estimate(lp_t, lr_t, cfg.kl))
         dk = float(kl_derivative(lp_t, lr_t, cfg.kl))
-        kl_fac = float(kl_weights(ex.loss_mask, obj, longest(ex.mask, cfg.max_tokens))[i, t])
+        kl_fac = float(kl_weights(ex.loss_mask, cfg, longest(ex.mask, cfg.max_tokens))[i, t])
         kl_grad = -cfg.beta * kl_fac * dk
         steps.append(Step(f"KL estimate ({cfg.kl})", rf"k = {n(k)},\quad \partial k / \partial \log\pi_\theta = "
                                                      rf"{n(dk)}", k))
@@ -275,7 +286,7 @@ def seed_mistakes(res: ScenarioResult, i: int, t: int) -> list[Mistake]:
             r"A = \overline{s}_{good} - \overline{s}_{bad}", wrong,
             r"A_i = \frac{R_i - \overline{R}}{\sigma + \epsilon_{std}}", A,
             "s_i is the importance weight that multiplies A_i; the advantage comes from the rewards alone."))
-    if obj.clip_form == "ppo" and obj.aggregation == "token-mean":
+    if obj.clip_form == "ppo" and cfg.loss_agg_mode == "token-mean":
         part = ex.loss_mask.sum(-1)
         G = int((part > 0).sum())
         L = int(part[i])

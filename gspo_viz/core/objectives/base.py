@@ -181,6 +181,11 @@ class Objective:
     gate_name: str = ""                        # a soft objective's gate, e.g. 4σ(1−σ)
 
     @property
+    def per_sequence_terms(self) -> bool:
+        """One term per response (its paper aggregates with 'seq-mean'), not one per token."""
+        return self.aggregation == "seq-mean"
+
+    @property
     def has_seq_ratio(self) -> bool:
         return self.seq_ratio_symbol is not None
 

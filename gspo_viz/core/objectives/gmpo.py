@@ -71,7 +71,7 @@ class Gmpo(Objective):
                 Step("term", rf"\rho_i A_i = {n(rho)} \cdot {n(A)} = {n(rho * A)}", rho * A),
                 decision_step(tok), factor_step(tok),
                 Step("policy gradient weight",
-                     rf"\frac{{1}}{{G}} \cdot \frac{{\rho_i A_i}}{{|y_i|}} = {n(tok.factor)} \cdot {n(rho)} \cdot "
+                     rf"\text{{factor}} \cdot \frac{{\rho_i A_i}}{{|y_i|}} = {n(tok.factor)} \cdot {n(rho)} \cdot "
                      rf"{n(A)} / {tok.L} = {n(g)}" if free else r"0 \text{ (this token's log-ratio is clipped)}", g)]
 
     def hover(self, tok: Token) -> str:

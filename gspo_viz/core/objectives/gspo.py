@@ -30,7 +30,8 @@ class Gspo(Objective):
     defaults = {"eps_low": 3e-4, "eps_high": 4e-4}
     knobs = ("eps_low", "eps_high")
     reasons = PPO_REASONS
-    unmarked_note = "all tokens of a response share one weight, (1/G)·s_i·A_i/|y_i|"
+    unmarked_note = ("all tokens of a response share one weight, s_i·A_i/|y_i| times the response's aggregation "
+                     "factor (1/G in the paper's seq-mean)")
     marks = {"upper": "▲ A > 0 and the response's s_i is above 1 + ε_high: policy gradient 0 on all its tokens",
              "lower": "▼ A < 0 and the response's s_i is below 1 − ε_low: policy gradient 0 on all its tokens"}
 
@@ -58,7 +59,7 @@ class Gspo(Objective):
         g = tok.factor * tok.s * tok.A / tok.L if free else 0.0
         return mean_logratio_step(tok) + ppo_steps(tok, tok.s, "s") + [decision_step(tok), factor_step(tok), Step(
             "policy gradient weight",
-            rf"\frac{{1}}{{G}} \cdot \frac{{s_i A_i}}{{|y_i|}} = {n(tok.factor)} \cdot {n(tok.s)} \cdot {n(tok.A)} / "
+            rf"\text{{factor}} \cdot \frac{{s_i A_i}}{{|y_i|}} = {n(tok.factor)} \cdot {n(tok.s)} \cdot {n(tok.A)} / "
             rf"{tok.L} = {n(g)}" if free else r"0 \text{ (clipped)}", g)]
 
     def hover(self, tok: Token) -> str:
