@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
                                                "it; with several, --json prints {path: result}")
         p.add_argument("--objective", help=f"override the file's objective: {', '.join(NAMES)}")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one of the file's settings, by its scenario name, e.g. "
+                            "--set loss_agg_mode=token-mean --set eps_high=0.28 (VALUE is read as JSON when it "
+                            "parses, else as text); repeatable")
     st.add_argument("--response", type=int, required=True, help="the response, counted from 1")
     st.add_argument("--token", type=int, required=True, help="the token of that response, counted from 1")
     return parser
@@ -67,7 +71,7 @@ def _nonfinite(doc, where: str = "") -> str | None:
 def _one(args, path: str) -> tuple[dict, str]:
     """(the JSON document, the text) of one file; ScenarioError for bad input."""
     from .views import report
-    scenario = load_scenario(path, args.objective)
+    scenario = load_scenario(path, args.objective, args.overrides)
     if args.command == "steps":
         G = len(scenario.responses)
         if not 1 <= args.response <= G:
@@ -97,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.objective is not None and args.objective not in NAMES:
         print(f"--objective: unknown objective {args.objective!r}; valid: {', '.join(NAMES)}", file=sys.stderr)
         return 2
+    args.overrides = {}
+    for item in args.set:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            print(f"--set: {item!r} is not KEY=VALUE, e.g. --set loss_agg_mode=token-mean", file=sys.stderr)
+            return 2
+        try:
+            args.overrides[key.strip()] = json.loads(raw)
+        except ValueError:
+            args.overrides[key.strip()] = raw
     files, errors = _files(args.file)
     for line in errors:
         print(line, file=sys.stderr)

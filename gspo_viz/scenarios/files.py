@@ -312,8 +312,9 @@ def _settings_for_messages(d: dict, where: str = "settings") -> dict:
     return out
 
 
-def parse_scenario(data: Any, objective: Optional[str] = None) -> Scenario:
-    """A Scenario from parsed JSON; `objective` overrides the file's settings.objective."""
+def parse_scenario(data: Any, objective: Optional[str] = None, overrides: Optional[dict] = None) -> Scenario:
+    """A Scenario from parsed JSON; `objective` overrides the file's settings.objective, and `overrides` (e.g. the
+    command line's --set loss_agg_mode=token-mean) the file's settings of the same names."""
     if not isinstance(data, dict):
         raise ScenarioError("", f"the file must hold a JSON object with 'responses', got {brief(data)}")
     check_tree(data)
@@ -333,6 +334,8 @@ def parse_scenario(data: Any, objective: Optional[str] = None) -> Scenario:
     if total > MAX_TOTAL_TOKENS:
         raise ScenarioError("responses", f"hold {total} tokens in all; the limit is {MAX_TOTAL_TOKENS}")
     settings = data.get("settings", {}) or {}
+    if overrides and isinstance(settings, dict):
+        settings = {**settings, **overrides}
     try:
         settings = Settings.from_dict(_settings_for_messages(settings) if isinstance(settings, dict) else settings,
                                       objective)
@@ -345,7 +348,7 @@ def parse_scenario(data: Any, objective: Optional[str] = None) -> Scenario:
     return Scenario(parsed, settings, data.get("title", ""), data.get("notes", ""))
 
 
-def load_scenario(path: str | Path, objective: Optional[str] = None) -> Scenario:
+def load_scenario(path: str | Path, objective: Optional[str] = None, overrides: Optional[dict] = None) -> Scenario:
     """Read and validate a scenario file. Errors are ScenarioError, never a traceback's worth of detail."""
     path = Path(path)
     try:
@@ -356,7 +359,7 @@ def load_scenario(path: str | Path, objective: Optional[str] = None) -> Scenario
         raise ScenarioError("", f"cannot read the file ({e.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise ScenarioError("", _too_big(size))
-    return parse_scenario(loads_bytes(raw), objective)
+    return parse_scenario(loads_bytes(raw), objective, overrides)
 
 
 def _too_big(size: int) -> str:
