@@ -4,8 +4,8 @@ its attributes (aggregation, level, clip_form, knobs, defaults), never from its 
 import streamlit as st
 
 from gspo_viz.core.aggregation import AGGREGATIONS
-from gspo_viz.core.curves import (drift_clip, drift_sequence_ratio, overlong_curve, overlong_free_until, same_curves,
-                                  sequence_ratio_band, sharing_aggregation, shortest_unclipped_length, trend,
+from gspo_viz.core.curves import (drift_clip, drift_sequence_ratio, overlong_curve, overlong_free_until, papers_using,
+                                  same_curves, sequence_ratio_band, shortest_unclipped_length, trend,
                                   whole_answer_weights, within_band)
 from gspo_viz.core.objectives import OBJECTIVES
 from gspo_viz.core.settings import Settings
@@ -59,44 +59,49 @@ weights = cached_weights(tuple(lengths), G, other, l_max)
 same = same_curves({n: [w] for n, w in weights.items()})
 
 
-def weight_label(n: str) -> str:
-    obj = OBJECTIVES[n]
-    return f"{obj.title} ({obj.aggregation}" + ("; its per-sequence weight ÷ L)" if obj.aggregation == "seq-mean"
-                                                else ")")
+def papers(mode: str) -> str:
+    return ", ".join(OBJECTIVES[n].title for n in papers_using(mode)) or "no paper here; verl offers it"
 
 
-def weight_dash(n: str) -> str:
-    """The objective's own dash, unless it would hide the curve it lies exactly on."""
-    obj = OBJECTIVES[n]
-    if n in same and OBJECTIVES[same[n]].dash == obj.dash:
-        return "dash" if obj.dash != "dash" else "dot"
-    return obj.dash
+def weight_label(mode: str) -> str:
+    return f"{mode} ({papers(mode)}" + ("; a response's weight ÷ L)" if mode == "seq-mean" else ")")
 
 
-labels = {n: weight_label(n) for n in weights}
-st.plotly_chart(lines_figure(lengths, {labels[n]: w for n, w in weights.items()},
-                             "per-token gradient weight (A = 1, ratio 1) of an answer of length L", "length L",
-                             "weight per token", log_y=True,
-                             colors={labels[n]: OBJECTIVES[n].color for n in weights},
-                             dashes={labels[n]: weight_dash(n) for n in weights}),
+def paper_style(mode: str) -> tuple[str, str]:
+    """The colour and dash of the first objective whose paper uses the mode (grey, dotted, for none)."""
+    users = papers_using(mode)
+    return (OBJECTIVES[users[0]].color, OBJECTIVES[users[0]].dash) if users else ("#777777", "dot")
+
+
+def mode_style(mode: str) -> tuple[str, str]:
+    """paper_style, but a curve that lies exactly on another's with the same dash gets another dash."""
+    color, dash = paper_style(mode)
+    if mode in same and paper_style(same[mode])[1] == dash:
+        dash = "dash" if dash != "dash" else "dot"
+    return color, dash
+
+
+labels = {m: weight_label(m) for m in weights}
+st.plotly_chart(lines_figure(lengths, {labels[m]: w for m, w in weights.items()},
+                             "per-token gradient weight (A = 1, ratio 1) of an answer of length L, per loss_agg_mode",
+                             "length L", "weight per token", log_y=True,
+                             colors={labels[m]: mode_style(m)[0] for m in weights},
+                             dashes={labels[m]: mode_style(m)[1] for m in weights}),
                 **PLOT_ARGS, key="weights")
 k_top = lengths.index(top)
 lines = []
-for n, w in weights.items():
-    obj = OBJECTIVES[n]
+for m, w in weights.items():
     whole = whole_answer_weights(lengths, w)
-    shared = sharing_aggregation(n)
-    line = (f"- **{obj.title}**, {obj.aggregation}: {AGGREGATIONS[obj.aggregation]}"
-            + (" over per-sequence terms, each spread over its answer's L tokens" if obj.aggregation == "seq-mean"
-               else "")
-            + (f" (the same aggregation: {', '.join(OBJECTIVES[m].title for m in shared)})" if shared else "")
+    line = (f"- **{m}** ({papers(m)}): {AGGREGATIONS[m]}"
+            + (" over per-sequence terms, each spread over its answer's L tokens" if m == "seq-mean" else "")
             + f". One token: **{w[k_top]:.3g}**, the whole answer: **{whole[k_top]:.3g}**. From L = {lengths[0]} "
               f"to {top}, the per-token weight {TREND[trend(w)]} and the whole answer's {TREND[trend(whole)]}")
-    if n in same:
-        line += f"; the same numbers as {OBJECTIVES[same[n]].title}'s at every length shown (at ratio 1)"
+    if m in same:
+        line += f"; the same numbers as {same[m]}'s at every length shown (at ratio 1)"
     lines.append(line + ".")
 st.markdown(f"With G = {G} and the other {G - 1} answers at {other} tokens, a token of a {top}-token answer "
-            "weighs:\n" + "\n".join(lines))
+            "weighs, under each `loss_agg_mode` (verl's names; each objective takes its paper's unless the scenario "
+            "sets one):\n" + "\n".join(lines))
 if top < top_wanted:
     st.caption(f"The lengths stop at L_max = {l_max}: {budget_of} divides by this budget, which no answer may "
                "exceed.")

@@ -95,6 +95,22 @@ def captions(at):
     return " ".join(c.value for c in at.caption)
 
 
+def test_length_page_shows_every_loss_agg_mode_with_the_papers_that_use_it():
+    """Section 1 draws a curve per verl mode; with G = 8, others at 32 tokens and L = 512 (the defaults), a token
+    weighs 1/(512 + 7·32) = 1/736 under token-mean, 1/8 under seq-mean-token-sum (the whole 512-token answer 64)
+    and 1/(8·512) under seq-mean-token-sum-norm with L_max 512."""
+    at = open_page(LENGTH)
+    shown = " ".join(m.value for m in at.markdown)
+    fig = next(c for c in at.get("plotly_chart") if "per loss_agg_mode" in c.proto.spec)
+    names = [t["name"] for t in json.loads(fig.proto.spec)["data"]]
+    assert [n.split(" ")[0] for n in names] == ["seq-mean-token-mean", "token-mean", "seq-mean-token-sum",
+                                                "seq-mean-token-sum-norm", "seq-mean"]
+    assert "- **token-mean** (DAPO, CISPO): (1/Σ_i |y_i|) Σ_i Σ_t. One token: **0.00136**" in shown   # 1/736
+    assert "- **seq-mean-token-sum** (no paper here; verl offers it): (1/G) Σ_i Σ_t. One token: **0.125**, the " \
+           "whole answer: **64**" in shown
+    assert "- **seq-mean-token-sum-norm** (Dr.GRPO): (1/(G·L_max)) Σ_i Σ_t. One token: **0.000244**" in shown
+
+
 def test_length_page_threshold_caption_says_both_signs():
     at = open_page(LENGTH)
     at.slider(key=ctl("la_delta")).set_value(0.5).run()

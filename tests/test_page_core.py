@@ -109,10 +109,11 @@ def test_gspo_curve_on_its_own_scale():
 
 def test_length_curves():
     w = per_token_weight_vs_length([1, 10, 100], G=4, other_len=20, max_tokens=200)
-    assert w["grpo"] == pytest.approx([1 / 4, 1 / 40, 1 / 400])           # (1/G)(1/L)
-    assert w["dapo"] == pytest.approx([1 / 61, 1 / 70, 1 / 160])          # 1/(L + 3·20)
-    assert w["dr_grpo"] == pytest.approx([1 / 800] * 3)                   # 1/(G·L_max)
-    assert w["gspo"] == pytest.approx(w["grpo"])                          # (1/G)·s·A/L at s = 1
+    assert w["seq-mean-token-mean"] == pytest.approx([1 / 4, 1 / 40, 1 / 400])    # (1/G)(1/L)
+    assert w["token-mean"] == pytest.approx([1 / 61, 1 / 70, 1 / 160])            # 1/(L + 3·20)
+    assert w["seq-mean-token-sum"] == pytest.approx([1 / 4] * 3)                  # 1/G: a long answer weighs more
+    assert w["seq-mean-token-sum-norm"] == pytest.approx([1 / 800] * 3)           # 1/(G·L_max)
+    assert w["seq-mean"] == pytest.approx(w["seq-mean-token-mean"])               # (1/G)·s·A/L at s = 1
     lo, hi = sequence_ratio_band([1, 10], 0.2, 0.2)
     assert lo == pytest.approx([0.8, 0.8 ** 10]) and hi == pytest.approx([1.2, 1.2 ** 10])
     assert drift_sequence_ratio([1, 2, 50], 1.0) == pytest.approx([math.e, math.exp(0.5), math.exp(0.02)])

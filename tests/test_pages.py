@@ -145,6 +145,23 @@ def test_a_broken_link_falls_back_with_a_message():
     assert at.session_state["scenario"] == json.loads((ROOT / "examples/default_group.json").read_text())
 
 
+def test_token_lab_loss_aggregation_setting_reaches_every_objective():
+    """Choosing verl's token-mean in the Token Lab: GRPO's loss and GSPO's become the core's under token-mean (GSPO's
+    per-response term counted once per token), which differ from their papers' here (responses of unequal length)."""
+    at = open_page(PAGES[0])
+    base = json.loads((ROOT / "examples/default_group.json").read_text())
+    mode = dict(base, settings=dict(base["settings"], loss_agg_mode="token-mean"))
+    before = [fmt(run_scenario(parse_scenario(base), n).explanation.loss) for n in ("grpo", "gspo")]
+    after = [fmt(run_scenario(parse_scenario(mode), n).explanation.loss) for n in ("grpo", "gspo")]
+    assert before != after and [m.value for m in at.metric[0:3:2]] == before     # loss metrics: every other one
+    at.selectbox(key=f"agg_{at.session_state['version']}").select("token-mean").run()
+    assert at.session_state["scenario"]["settings"]["loss_agg_mode"] == "token-mean"
+    assert [m.value for m in at.metric[0:3:2]] == after
+    at.selectbox(key=f"agg_{at.session_state['version']}").select(None).run()   # back to each paper's own
+    assert "loss_agg_mode" not in at.session_state["scenario"]["settings"]
+    assert [m.value for m in at.metric[0:3:2]] == before
+
+
 def test_a_link_with_an_invalid_control_value_falls_back():
     at = open_page(PAGES[0], {"v": json.dumps({"cmp": ["grpo", "ppo9"]})})
     assert at.multiselect[0].value == ["grpo", "gspo", "dual_clip"]  # the default, not the invalid link value

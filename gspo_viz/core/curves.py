@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from .advantages import overlong_penalty
-from .aggregation import aggregation_weights, longest
+from .aggregation import AGGREGATIONS, aggregation_weights, longest
 from .objectives import OBJECTIVES
 from .settings import Settings
 
@@ -142,42 +142,27 @@ def _all_close(a: list, b: list, rel: float) -> bool:
 
 # --------------------------------------------------------------------------- length and aggregation
 
-def aggregation_objectives() -> list[str]:
-    """One objective per aggregation mode (verl's loss_agg_mode): the first of the registry that uses it."""
-    seen, out = set(), []
-    for name, obj in OBJECTIVES.items():
-        if obj.aggregation not in seen:
-            seen.add(obj.aggregation)
-            out.append(name)
-    return out
-
-
-def sharing_aggregation(name: str) -> list[str]:
-    """The other objectives with the same aggregation mode as `name`."""
-    mode = OBJECTIVES[name].aggregation
-    return [n for n, o in OBJECTIVES.items() if o.aggregation == mode and n != name]
+def papers_using(mode: str) -> list[str]:
+    """The objectives whose paper aggregates with `mode` (their default loss_agg_mode)."""
+    return [n for n, o in OBJECTIVES.items() if o.aggregation == mode]
 
 
 def per_token_weight_vs_length(lengths: list[int], G: int = 8, other_len: int = 32,
                                max_tokens: Optional[int] = None) -> dict[str, list[float]]:
-    """Gradient weight of one token of a response of length L (A = 1, ratio 1) when the G − 1 others have other_len.
-
-    One objective per aggregation mode (aggregation_objectives): seq-mean-token-mean (1/G)(1/L); token-mean
-    1/(L + (G−1)·other_len); seq-mean-token-sum-norm 1/(G·L_max); seq-mean (1/G)·s·A/L with s = 1.
-    Computed from the core's aggregation weights, one group per L.
+    """Gradient weight of one token of a response of length L (A = 1, ratio 1) when the G − 1 others have other_len,
+    per loss_agg_mode (verl's names, AGGREGATIONS): seq-mean-token-mean (1/G)(1/L); token-mean 1/(L + (G−1)·other_len);
+    seq-mean-token-sum 1/G; seq-mean-token-sum-norm 1/(G·L_max); seq-mean (1/G)·s·A/L with s = 1 (a per-sequence
+    term's weight spread over its L tokens). Computed from the core's aggregation weights, one group per L.
     """
-    names = aggregation_objectives()
-    out = {name: [] for name in names}
+    out = {mode: [] for mode in AGGREGATIONS}
     for L in lengths:
         T = max(L, other_len)
         mask = torch.zeros(G, T, dtype=torch.float64)
         mask[0, :L] = 1
         mask[1:, :other_len] = 1
-        l_max = max_tokens if max_tokens is not None else None
-        for name in names:
-            w = aggregation_weights(mask, OBJECTIVES[name].aggregation, longest(mask, l_max))
-            # a per-sequence term spreads its response's weight over its L tokens
-            out[name].append(float(w[0] / L) if w.dim() == 1 else float(w[0, 0]))
+        for mode in AGGREGATIONS:
+            w = aggregation_weights(mask, mode, longest(mask, max_tokens))
+            out[mode].append(float(w[0] / L) if w.dim() == 1 else float(w[0, 0]))
     return out
 
 

@@ -145,7 +145,7 @@ def settings_controls() -> None:
     new["dual_clip_c"] = c3.number_input("Dual-Clip c", value=float(value("dual_clip_c", shown["dual_clip_c"])),
                                          step=0.1,
                                          key=f"c_{v}", help="for A < 0 the term never falls below c·A; c > 1")
-    a1, a2, a3, a4 = st.columns(4)
+    a1, a2, a3, a4, a5 = st.columns([1, 1, 1, 1, 1.3])
     mode = value("advantage", shown["advantage"])
     new["advantage"] = a1.selectbox("Advantage", ADVANTAGE_MODES, index=ADVANTAGE_MODES.index(mode),
                                     key=f"adv_{v}", format_func={"group": "group z-score", "mean": "mean-centred",
@@ -159,6 +159,18 @@ def settings_controls() -> None:
                                   format="%.3f", key=f"beta_{v}", help="needs p_ref or logp_ref on every response")
     kl = value("kl", shown["kl"])
     new["kl"] = a4.selectbox("KL estimator", KL_ESTIMATORS, index=KL_ESTIMATORS.index(kl), key=f"kl_{v}")
+    from ..core.aggregation import TOKEN_MODES, WHO
+    modes = [None, *TOKEN_MODES] + ([current["loss_agg_mode"]] if current.get("loss_agg_mode") not in
+                                    (None, *TOKEN_MODES) else [])
+    agg = a5.selectbox("Loss aggregation", modes, index=modes.index(current.get("loss_agg_mode")), key=f"agg_{v}",
+                       format_func=lambda m: "each paper's own" if m is None else m,
+                       help="verl's loss_agg_mode. " + "; ".join(f"{m}: {WHO[m]}" for m in TOKEN_MODES)
+                            + ". GSPO's and GMPO's one term per response counts once per token of it under a token "
+                              "mode, as verl aggregates its GSPO loss.")
+    if agg is None:
+        new.pop("loss_agg_mode", None)
+    else:
+        new["loss_agg_mode"] = agg
     # A knob the scenario leaves unset stays unset while it shows its default (so visiting a page changes nothing;
     # the advantage left unset lets each objective keep its own, e.g. Dr.GRPO's mean-centring).
     for key in ("eps_low", "eps_high", "dual_clip_c", "advantage", "std", "beta", "kl"):
