@@ -1,0 +1,107 @@
+"""Writes tests/reference/verl_0.9.1.json: verl 0.9.1's own policy losses on random groups, the answer key of
+tests/test_verl_parity.py. verl is never a dependency of the app: run this in a separate virtualenv,
+
+    python3.11 -m venv /tmp/venv-ref && . /tmp/venv-ref/bin/activate
+    pip install torch==2.13.0 && pip install --no-deps verl==0.9.1 && pip install omegaconf hydra-core \
+        "tensordict<=0.10" ray numpy
+    python tests/reference/make_verl_reference.py
+
+For each case it stores the inputs (log-probabilities, advantages, the objective, loss_agg_mode and the settings
+the objective resolves to in this checkout) and verl's loss and ∂loss/∂log π per token (autograd through verl's
+function). The test recomputes both with gspo_viz and compares to 1e-6 relative.
+"""
+import json
+import math
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import verl  # noqa: E402
+from verl.trainer.ppo import core_algos  # noqa: E402
+from verl.workers.config.actor import ActorConfig  # noqa: E402
+
+from gspo_viz.core.aggregation import TOKEN_MODES  # noqa: E402
+from gspo_viz.core.settings import Settings  # noqa: E402
+
+NO_FLOOR = 1e9   # verl's vanilla loss always applies Dual-Clip's floor at clip_ratio_c; this c never binds
+
+# ours → verl's loss_mode, the config built from our resolved settings, the modes verl honours for it, and whether
+# verl's loss *value* is the objective (CISPO's and DPPO's are surrogates -w·A·log π: only gradients compare)
+MAP = {
+    "grpo": ("vanilla", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high, clip_ratio_c=NO_FLOOR),
+             TOKEN_MODES, True),
+    "dual_clip": ("vanilla", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high,
+                                            clip_ratio_c=s.dual_clip_c), TOKEN_MODES, True),
+    "dapo": ("vanilla", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high, clip_ratio_c=NO_FLOOR),
+             TOKEN_MODES, True),
+    "dr_grpo": ("vanilla", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high,
+                                          clip_ratio_c=NO_FLOOR), TOKEN_MODES, True),
+    "gspo": ("gspo", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high), TOKEN_MODES, True),
+    "gspo_token": ("gspo", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high), TOKEN_MODES, True),
+    # CISPO without a lower bound: verl clamps at 1 − clip_ratio_low, so clip_ratio_low = 1 puts it at 0
+    "cispo": ("cispo", lambda s: dict(clip_ratio_low=1.0 if s.eps_low is None else s.eps_low,
+                                      clip_ratio_high=s.eps_high), TOKEN_MODES, False),
+    # verl's SAPO aggregates with seq-mean-token-mean whatever loss_agg_mode says; its GMPO (geo_mean) with a mean
+    # over the responses (our seq-mean)
+    "sapo": ("sapo", lambda s: dict(tau_pos=s.tau_pos, tau_neg=s.tau_neg), ("seq-mean-token-mean",), True),
+    "gmpo": ("geo_mean", lambda s: dict(clip_ratio_low=s.gmpo_eps, clip_ratio_high=s.gmpo_eps), ("seq-mean",), True),
+}
+DELTAS = [0.0, math.log(1.2), math.log(0.8), math.log(1.28), math.log(1.0004), math.log(0.9997), 0.4, -0.4, 1.2]
+
+
+def group(rng: random.Random) -> dict:
+    G = rng.randint(2, 5)
+    lengths = [rng.randint(1, 7) for _ in range(G)]
+    responses = []
+    for L in lengths:
+        old = [rng.uniform(-3.0, -0.05) for _ in range(L)]
+        new = [min(-1e-4, o + (rng.choice(DELTAS) if rng.random() < 0.3 else rng.uniform(-0.6, 0.6))) for o in old]
+        responses.append({"logp_old": old, "logp_new": new, "advantage": rng.choice([rng.gauss(0, 1), 0.0, 1.0, -1.0])
+                          if rng.random() < 0.3 else rng.gauss(0, 1)})
+    return {"responses": responses}
+
+
+def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
+    rs = case["responses"]
+    T = max(len(r["logp_old"]) for r in rs)
+    pad = lambda xs: xs + [0.0] * (T - len(xs))  # noqa: E731
+    old = torch.tensor([pad(r["logp_old"]) for r in rs], dtype=torch.float64)
+    new = torch.tensor([pad(r["logp_new"]) for r in rs], dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1.0] * len(r["logp_old"]) + [0.0] * (T - len(r["logp_old"])) for r in rs],
+                        dtype=torch.float64)
+    adv = torch.tensor([[r["advantage"]] * T for r in rs], dtype=torch.float64) * mask
+    cfg = ActorConfig(strategy="fsdp", ppo_micro_batch_size_per_gpu=1, rollout_n=len(rs),
+                      clip_ratio=0.2, **case["verl_config"])
+    fn = core_algos.get_policy_loss_fn(case["verl_loss_mode"])
+    mode = "token-mean" if case["loss_agg_mode"] == "seq-mean" else case["loss_agg_mode"]   # geo_mean ignores it
+    loss, _ = fn(old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode=mode, config=cfg)
+    (grad,) = torch.autograd.grad(loss, new)
+    return float(loss), [g[: len(r["logp_old"])].tolist() for g, r in zip(grad, rs)]
+
+
+def main():
+    rng = random.Random(20261207)
+    cases = []
+    for name, (loss_mode, config, modes, value_compares) in MAP.items():
+        for mode in modes:
+            for _ in range(4):
+                case = group(rng)
+                cfg = Settings(objective=name, loss_agg_mode=mode).resolved()
+                case |= {"objective": name, "loss_agg_mode": mode, "verl_loss_mode": loss_mode,
+                         "verl_config": config(cfg), "value_compares": value_compares}
+                case["verl_loss"], case["verl_grad"] = verl_loss(case)
+                cases.append(case)
+    out = {"verl": verl.__version__, "torch": torch.__version__, "made_by": "tests/reference/make_verl_reference.py",
+           "cases": cases}
+    path = Path(__file__).with_name(f"verl_{verl.__version__}.json")
+    path.write_text(json.dumps(out, indent=0))
+    print(f"{len(cases)} cases → {path}")
+
+
+if __name__ == "__main__":
+    main()
