@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..settings import Settings
+from .libraries import TRL_PPO_LOSSES  # noqa: F401 (the objectives' mappings import it from here)
 
 NONE, UPPER, LOWER, DUAL = 0, 1, 2, 3
 CLIP_NAMES = ("none", "upper", "lower", "dual")
@@ -105,6 +106,25 @@ PPO_REASONS = {
     "upper": "rose above 1 + ε_high = {hi} with A > 0",
     "lower": "fell below 1 − ε_low = {lo} with A < 0",
 }
+NO_FLOOR = 1e9   # verl's vanilla policy loss always floors an A < 0 term at clip_ratio_c·A: this c never binds
+FLOOR_OFF = 1e6  # read back from verl, a clip_ratio_c at least this large is taken as no floor
+
+
+def ppo_to_verl(cfg: Settings, c: float = NO_FLOOR) -> tuple[dict, list[str]]:
+    """verl's vanilla loss with ε_low, ε_high and Dual-Clip's c (never binding unless given)."""
+    notes = [] if c != NO_FLOOR else [f"verl's vanilla loss always applies Dual-Clip's floor at clip_ratio_c (3 by "
+                                      f"default); clip_ratio_c={NO_FLOOR:g} never binds, which is this objective"]
+    return {"policy_loss.loss_mode": "vanilla", "clip_ratio_low": cfg.eps_low, "clip_ratio_high": cfg.eps_high,
+            "clip_ratio_c": c}, notes
+
+
+def ppo_to_trl(cfg: Settings, loss_type: Optional[str], **extra) -> tuple[dict, list[str]]:
+    """TRL's PPO-clip losses (grpo, dapo, dr_grpo, luspo) with ε_low as epsilon and ε_high as epsilon_high."""
+    if loss_type is None:
+        return {}, [f"TRL 1.16 has no PPO-clip loss_type that aggregates by {cfg.loss_agg_mode}"]
+    return {"loss_type": loss_type, "epsilon": cfg.eps_low, "epsilon_high": cfg.eps_high} | extra, []
+
+
 PPO_MARKS = {
     "upper": "▲ A > 0 and the ratio is above 1 + ε_high: policy gradient 0",
     "lower": "▼ A < 0 and the ratio is below 1 − ε_low: policy gradient 0",
@@ -225,4 +245,25 @@ class Objective:
 
     def gate(self, delta: Tensor, advantages: Tensor, cfg: Settings) -> Optional[Tensor]:
         """A soft objective's per-token gate (its gradient weight relative to r·A), else None."""
+        return None
+
+    # ------------------------------------------------------------------ in verl's and TRL's words (scenarios/bridge.py)
+    # The generic knobs (β, KL, advantages, loss_agg_mode, L_max, overlong, dynamic sampling) are mapped by the
+    # bridge; an objective maps its own term: which verl policy loss and TRL loss_type run it, and its knobs.
+    def to_verl(self, cfg: Settings) -> tuple[dict, list[str]]:
+        """(actor keys relative to actor_rollout_ref.actor, notes) that run this term in verl 0.9."""
+        raise NotImplementedError
+
+    def from_verl(self, actor: dict) -> Optional[tuple[dict, list[str]]]:
+        """The settings (and notes) this objective reads from verl's actor config (verl's defaults filled in), if
+        that config runs this objective's term and the registry should name this objective for it; else None."""
+        return None
+
+    def to_trl(self, cfg: Settings, loss_type: Optional[str]) -> tuple[dict, list[str]]:
+        """(GRPOConfig keywords, notes) that run this term in TRL 1.16; `loss_type` is the bridge's choice for the
+        run's loss_agg_mode among TRL's PPO-clip losses (None when TRL has none for it)."""
+        raise NotImplementedError
+
+    def from_trl(self, kwargs: dict) -> Optional[tuple[dict, list[str]]]:
+        """As from_verl, for GRPOConfig keywords (TRL's defaults filled in)."""
         return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..settings import SettingsError
 from .base import LOWER, NONE, UPPER, Objective, Step, Terms, Token, factor_step, logratio, n, token_adv
 
 
@@ -68,6 +69,37 @@ class Cispo(Objective):
         cfg = tok.cfg
         low = 0.0 if cfg.eps_low is None else 1 - cfg.eps_low
         return f"weight sg[clip(r)] = {min(max(tok.r, low), 1 + cfg.eps_high):.6g} (never zeroed)"
+
+    def to_verl(self, cfg):
+        notes = [] if cfg.eps_low is not None else [
+            "clip_ratio_low=1.0 puts verl's lower bound 1 − clip_ratio_low at 0: no lower bound, as here"]
+        return {"policy_loss.loss_mode": "cispo", "clip_ratio_low": 1.0 if cfg.eps_low is None else cfg.eps_low,
+                "clip_ratio_high": cfg.eps_high}, notes
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "cispo":
+            return None
+        low = actor["clip_ratio_low"]
+        return {"objective": self.name, "eps_low": None if low >= 1 else low, "eps_high": actor["clip_ratio_high"]}, []
+
+    def to_trl(self, cfg, loss_type):
+        notes = ["TRL's cispo caps the ratio at epsilon_high itself (ScaleRL's ε_max), not at 1 + epsilon_high: "
+                 f"epsilon_high = 1 + ε_high = {1 + cfg.eps_high:g}"]
+        if cfg.eps_low is not None:
+            notes.append(f"TRL's cispo has no lower bound: ε_low = {cfg.eps_low:g} has no counterpart")
+        if cfg.loss_agg_mode != "token-mean":
+            notes.append(f"TRL's cispo loss aggregates by token-mean, not by {cfg.loss_agg_mode}")
+        return {"loss_type": "cispo", "epsilon_high": 1 + cfg.eps_high}, notes
+
+    def from_trl(self, kwargs):
+        if kwargs["loss_type"] != "cispo":
+            return None
+        if kwargs["epsilon_high"] <= 1:
+            raise SettingsError("epsilon_high", f"TRL's cispo caps the ratio at epsilon_high itself (e.g. 5, "
+                                                f"ScaleRL's ε_max); {kwargs['epsilon_high']:g} <= 1 would cap every "
+                                                "ratio below 1")
+        return {"objective": self.name, "eps_low": None, "eps_high": float(f"{kwargs['epsilon_high'] - 1:.12g}"),
+                "loss_agg_mode": "token-mean"}, []
 
 
 OBJECTIVE = Cispo()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import DUAL, PPO_MARKS, PPO_REASONS, Step, Terms, Token, logratio, n, ppo_clip, ppo_codes, token_adv
+from .base import FLOOR_OFF, TRL_PPO_LOSSES, ppo_to_trl, ppo_to_verl
 from .grpo import Grpo
 
 
@@ -49,6 +50,29 @@ class DualClip(Grpo):
     def hover(self, tok: Token) -> str:
         text = super().hover(tok)
         return text + (f"<br>max(that, c·A = {tok.cfg.dual_clip_c * tok.A:.6g})" if tok.A < 0 else "")
+
+    def to_verl(self, cfg):
+        return ppo_to_verl(cfg, cfg.dual_clip_c)
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "vanilla" or actor["clip_ratio_c"] >= FLOOR_OFF:
+            return None
+        return {"objective": self.name, "eps_low": actor["clip_ratio_low"], "eps_high": actor["clip_ratio_high"],
+                "dual_clip_c": actor["clip_ratio_c"]}, []
+
+    def to_trl(self, cfg, loss_type):
+        out, notes = ppo_to_trl(cfg, loss_type, delta=cfg.dual_clip_c)
+        if out and cfg.dual_clip_c <= 1 + cfg.eps_high:
+            notes.append(f"TRL's delta caps r at δ in min(min(r, δ)·A, clip(r)·A) for every A: with δ = c = "
+                         f"{cfg.dual_clip_c:g} <= 1 + ε_high it also caps A > 0 terms, which Dual-Clip does not")
+        return out, notes
+
+    def from_trl(self, kwargs):
+        if kwargs["loss_type"] not in TRL_PPO_LOSSES or kwargs["importance_sampling_level"] != "token" \
+                or kwargs["delta"] is None:
+            return None
+        return {"objective": self.name, "eps_low": kwargs["epsilon"], "eps_high": kwargs["epsilon_high"],
+                "dual_clip_c": kwargs["delta"]}, []
 
 
 OBJECTIVE = DualClip()

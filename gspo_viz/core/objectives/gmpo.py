@@ -77,5 +77,22 @@ class Gmpo(Objective):
     def hover(self, tok: Token) -> str:
         return f"ρ_i = {tok.s:.6g} (log-ratio clipped to ±{tok.cfg.gmpo_eps:g} by the sign of A)"
 
+    def to_verl(self, cfg):
+        notes = [] if cfg.loss_agg_mode == "seq-mean" else [
+            f"verl's geo_mean loss averages over responses whatever loss_agg_mode says, not by {cfg.loss_agg_mode}"]
+        return {"policy_loss.loss_mode": "geo_mean", "clip_ratio_low": cfg.gmpo_eps, "clip_ratio_high": cfg.gmpo_eps,
+                }, notes
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "geo_mean":
+            return None
+        notes = [] if actor["clip_ratio_low"] == actor["clip_ratio_high"] else [
+            f"GMPO here clips the log-ratio to ±ε with one ε: clip_ratio_low = {actor['clip_ratio_low']:g} is used, "
+            f"clip_ratio_high = {actor['clip_ratio_high']:g} is not"]
+        return {"objective": self.name, "gmpo_eps": actor["clip_ratio_low"], "loss_agg_mode": "seq-mean"}, notes
+
+    def to_trl(self, cfg, loss_type):
+        return {}, ["TRL 1.16 has no GMPO loss_type: no GRPOConfig runs this term"]
+
 
 OBJECTIVE = Gmpo()

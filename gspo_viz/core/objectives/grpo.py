@@ -1,8 +1,9 @@
 """GRPO (DeepSeekMath, arXiv 2402.03300): PPO's clipped surrogate per token, averaged per response, then per group."""
 from __future__ import annotations
 
-from .base import (PPO_MARKS, PPO_REASONS, NONE, Objective, Step, Terms, Token, decision_step, factor_step, logratio,
-                   n, ppo_clip, ppo_codes, ppo_hover, ppo_steps, token_adv)
+from .base import (FLOOR_OFF, PPO_MARKS, PPO_REASONS, NONE, Objective, Step, Terms, Token, decision_step, factor_step,
+                   TRL_PPO_LOSSES, logratio, n, ppo_clip, ppo_codes, ppo_hover, ppo_steps, ppo_to_trl,
+                   ppo_to_verl, token_adv)
 
 
 class Grpo(Objective):
@@ -46,6 +47,23 @@ class Grpo(Objective):
 
     def hover(self, tok: Token) -> str:
         return ppo_hover(tok, tok.r, "r")
+
+    def to_verl(self, cfg):
+        return ppo_to_verl(cfg)
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "vanilla" or actor["clip_ratio_c"] < FLOOR_OFF:
+            return None
+        return {"objective": self.name, "eps_low": actor["clip_ratio_low"], "eps_high": actor["clip_ratio_high"]}, []
+
+    def to_trl(self, cfg, loss_type):
+        return ppo_to_trl(cfg, loss_type)
+
+    def from_trl(self, kwargs):
+        if kwargs["loss_type"] not in TRL_PPO_LOSSES or kwargs["importance_sampling_level"] != "token" \
+                or kwargs["delta"] is not None:
+            return None
+        return {"objective": self.name, "eps_low": kwargs["epsilon"], "eps_high": kwargs["epsilon_high"]}, []
 
 
 OBJECTIVE = Grpo()

@@ -1,8 +1,8 @@
 """GSPO (arXiv 2507.18071): one length-normalised sequence ratio per response, clipped as a whole."""
 from __future__ import annotations
 
-from .base import (PPO_REASONS, NONE, Objective, Step, Terms, Token, decision_step, factor_step, lengths, logratio, n,
-                   ppo_clip, ppo_codes, ppo_hover, ppo_steps, seq_adv)
+from .base import (PPO_REASONS, NONE, TRL_PPO_LOSSES, Objective, Step, Terms, Token, decision_step, factor_step,
+                   lengths, logratio, n, ppo_clip, ppo_codes, ppo_hover, ppo_steps, seq_adv)
 
 
 def sequence_ratio(delta, mask):
@@ -64,6 +64,25 @@ class Gspo(Objective):
 
     def hover(self, tok: Token) -> str:
         return ppo_hover(tok, tok.s, "s")
+
+    def to_verl(self, cfg):
+        return {"policy_loss.loss_mode": "gspo", "clip_ratio_low": cfg.eps_low, "clip_ratio_high": cfg.eps_high}, []
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "gspo":
+            return None
+        return {"objective": self.name, "eps_low": actor["clip_ratio_low"], "eps_high": actor["clip_ratio_high"]}, []
+
+    def to_trl(self, cfg, loss_type):
+        if loss_type is None:
+            return {}, [f"TRL 1.16 has no PPO-clip loss_type that aggregates by {cfg.loss_agg_mode}"]
+        return {"loss_type": loss_type, "importance_sampling_level": "sequence", "epsilon": cfg.eps_low,
+                "epsilon_high": cfg.eps_high}, []
+
+    def from_trl(self, kwargs):
+        if kwargs["importance_sampling_level"] != "sequence" or kwargs["loss_type"] not in TRL_PPO_LOSSES:
+            return None
+        return {"objective": self.name, "eps_low": kwargs["epsilon"], "eps_high": kwargs["epsilon_high"]}, []
 
 
 OBJECTIVE = Gspo()

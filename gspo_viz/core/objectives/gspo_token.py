@@ -55,5 +55,16 @@ class GspoToken(Objective):
     def hover(self, tok: Token) -> str:
         return ppo_hover(tok, tok.s, "s")
 
+    def to_verl(self, cfg):
+        return {"policy_loss.loss_mode": "gspo", "clip_ratio_low": cfg.eps_low, "clip_ratio_high": cfg.eps_high}, []
+
+    def to_trl(self, cfg, loss_type):
+        if loss_type is None:
+            return {}, [f"TRL 1.16 has no PPO-clip loss_type that aggregates by {cfg.loss_agg_mode}"]
+        return ({"loss_type": loss_type, "importance_sampling_level": "sequence", "epsilon": cfg.eps_low,
+                 "epsilon_high": cfg.eps_high},
+                ["TRL's sequence-level ratio is GSPO's: the same as GSPO-token while every token of a response has "
+                 "the same advantage; per-token advantages have no counterpart"])
+
 
 OBJECTIVE = GspoToken()

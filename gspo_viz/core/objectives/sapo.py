@@ -73,5 +73,28 @@ class Sapo(Objective):
         sig = 1 / (1 + math.exp(-tau * (tok.r - 1)))
         return f"gate 4σ(1−σ) = {4 * sig * (1 - sig):.6g} with σ = σ({tau:g}·(r − 1)) = {sig:.6g}"
 
+    def to_verl(self, cfg):
+        notes = [] if cfg.loss_agg_mode == "seq-mean-token-mean" else [
+            f"verl's sapo loss aggregates by seq-mean-token-mean whatever loss_agg_mode says, not by "
+            f"{cfg.loss_agg_mode}"]
+        return {"policy_loss.loss_mode": "sapo", "tau_pos": cfg.tau_pos, "tau_neg": cfg.tau_neg}, notes
+
+    def from_verl(self, actor):
+        if actor["policy_loss.loss_mode"] != "sapo":
+            return None
+        return {"objective": self.name, "tau_pos": actor["tau_pos"], "tau_neg": actor["tau_neg"],
+                "loss_agg_mode": "seq-mean-token-mean"}, []
+
+    def to_trl(self, cfg, loss_type):
+        notes = [] if cfg.loss_agg_mode == "seq-mean-token-mean" else [
+            f"TRL's sapo loss aggregates by seq-mean-token-mean, not by {cfg.loss_agg_mode}"]
+        return {"loss_type": "sapo", "sapo_temperature_pos": cfg.tau_pos, "sapo_temperature_neg": cfg.tau_neg}, notes
+
+    def from_trl(self, kwargs):
+        if kwargs["loss_type"] != "sapo":
+            return None
+        return {"objective": self.name, "tau_pos": kwargs["sapo_temperature_pos"],
+                "tau_neg": kwargs["sapo_temperature_neg"], "loss_agg_mode": "seq-mean-token-mean"}, []
+
 
 OBJECTIVE = Sapo()
