@@ -36,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="override one of the file's settings, by its scenario name, e.g. "
                             "--set loss_agg_mode=token-mean --set eps_high=0.28 (VALUE is read as JSON when it "
                             "parses, else as text); repeatable")
+    cf = sub.add_parser("config", help="a scenario's settings as verl's Hydra overrides or TRL's GRPOConfig keywords "
+                                       "(--to), or those read back as scenario settings (--from)")
+    cf.add_argument("file", help="--to: a scenario JSON file; --from verl: a file of key=value overrides, one per "
+                                 "line; --from trl: a JSON object of GRPOConfig keywords")
+    way = cf.add_mutually_exclusive_group(required=True)
+    way.add_argument("--to", choices=("verl", "trl"), help="print the settings in verl 0.9's or TRL 1.16's words")
+    way.add_argument("--from", dest="source", choices=("verl", "trl"), help="print the scenario settings they mean")
+    cf.add_argument("--objective", help=f"override the file's objective (--to): {', '.join(NAMES)}")
+    cf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting (--to)")
+    cf.add_argument("--json", action="store_true", help="--to: print a JSON object (for TRL: GRPOConfig(**it))")
     st.add_argument("--response", type=int, required=True, help="the response, counted from 1")
     st.add_argument("--token", type=int, required=True, help="the token of that response, counted from 1")
     return parser
@@ -111,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides[key.strip()] = json.loads(raw)
         except ValueError:
             args.overrides[key.strip()] = raw
+    if args.command == "config":
+        return _config(args)
     files, errors = _files(args.file)
     for line in errors:
         print(line, file=sys.stderr)
@@ -143,6 +155,56 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     return 2 if failed else 0
+
+
+def _config(args) -> int:
+    """`config`: the mapping on stdout, each note on stderr ("note: ..."); exit 0, or 2 with one line for bad input
+    or an objective the library has no loss for."""
+    from .scenarios import bridge
+    from .scenarios.files import MAX_FILE_BYTES, loads_bytes
+    path = Path(args.file)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError("", f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
+        raw = path.read_bytes()
+    except OSError as e:
+        print(f"{args.file}: cannot read the file ({e.strerror})", file=sys.stderr)
+        return 2
+    except ScenarioError as e:
+        print(f"{args.file}: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.to:
+            settings = load_scenario(path, args.objective, args.overrides).settings
+            mapping = bridge.to_verl(settings) if args.to == "verl" else bridge.to_trl(settings)
+            if args.to == "trl" and "loss_type" not in mapping.values:
+                print(f"{args.file}: " + "; ".join(mapping.notes), file=sys.stderr)
+                return 2
+            if args.json:
+                text = json.dumps(mapping.values, indent=1, allow_nan=False)
+            else:
+                text = bridge.as_overrides(mapping) if args.to == "verl" else bridge.as_python(mapping)
+            notes = mapping.notes
+        else:
+            if args.source == "verl":
+                given = bridge.read_overrides(raw.decode("utf-8-sig"))
+            else:
+                given = loads_bytes(raw)
+                if not isinstance(given, dict):
+                    raise bridge.BridgeError("", "the file must hold a JSON object of GRPOConfig keywords")
+            settings, notes = bridge.from_verl(given) if args.source == "verl" else bridge.from_trl(given)
+            text = json.dumps({"settings": settings}, indent=1, ensure_ascii=False, allow_nan=False)
+    except (ScenarioError, bridge.BridgeError) as e:
+        print(f"{args.file}: {e}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:
+        print(f"{args.file}: cannot read the file as UTF-8 text ({e.reason})", file=sys.stderr)
+        return 2
+    print(text)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
