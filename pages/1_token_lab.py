@@ -38,14 +38,15 @@ from gspo_viz.views.style import TABLE_FORMAT, fmt  # noqa: E402
 from gspo_viz.views.text import plain_text, safe_markdown  # noqa: E402
 from gspo_viz.ui.cache import (advantages_view, cached_scenario, comparison_view, scenario_error,  # noqa: E402
                                scenario_key)
-from gspo_viz.ui.widgets import (OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, objective_header,  # noqa: E402
-                                settings_controls)
+from gspo_viz.ui.widgets import (OBJECTIVE_NAMES, PLOT_ARGS, clip_legend, library_mapping,  # noqa: E402
+                                objective_header, settings_controls)
 
 with head:
     objectives = control("cmp", lambda v, k: st.multiselect(
         "Objectives to compare (up to 4)", OBJECTIVE_NAMES, default=v, key=k, max_selections=4,
         format_func=lambda n: OBJECTIVES[n].title), ["grpo", "gspo", "dual_clip"])
     settings_controls()
+    library_mapping(objectives)
 
 # ----------------------------------------------------------------------------------------------- the group
 def structural_edit(edit, objectives: list[str]) -> None:

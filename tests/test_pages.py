@@ -162,6 +162,22 @@ def test_token_lab_loss_aggregation_setting_reaches_every_objective():
     assert [m.value for m in at.metric[0:3:2]] == before
 
 
+def test_token_lab_shows_the_settings_in_verl_and_trl_words():
+    """The popover holds, per compared objective, the bridge's verl overrides and TRL call for the current settings,
+    and follows an edit of them (the loss aggregation box)."""
+    from gspo_viz.core.settings import Settings
+    from gspo_viz.scenarios import bridge
+    at = open_page(PAGES[0])
+    codes = [c.value for c in at.code]
+    for name in ("grpo", "gspo", "dual_clip"):
+        assert bridge.as_overrides(bridge.to_verl(Settings(objective=name))) in codes
+        assert bridge.as_python(bridge.to_trl(Settings(objective=name))) in codes
+    at.selectbox(key=f"agg_{at.session_state['version']}").select("seq-mean-token-sum").run()
+    codes = " ".join(c.value for c in at.code)
+    assert codes.count("actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum\n") == 3
+    assert codes.count("loss_type='luspo'") == 3            # TRL's loss that sums each response's tokens
+
+
 def test_a_link_with_an_invalid_control_value_falls_back():
     at = open_page(PAGES[0], {"v": json.dumps({"cmp": ["grpo", "ppo9"]})})
     assert at.multiselect[0].value == ["grpo", "gspo", "dual_clip"]  # the default, not the invalid link value

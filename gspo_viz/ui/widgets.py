@@ -185,6 +185,32 @@ def settings_controls() -> None:
         ss.scenario = dict(ss.scenario, settings=new)
 
 
+def library_mapping(objectives: list[str]) -> None:
+    """A popover with the current settings in verl's and TRL's words for each compared objective (copy buttons on
+    the code blocks; the popover loads their highlighter only when opened)."""
+    from ..core.objectives import OBJECTIVES
+    from ..core.settings import SettingsError
+    from ..views.libraries import library_settings
+    ss = st.session_state
+    if in_talk() or not objectives:
+        return
+    try:
+        mapped = library_settings(dict(ss.scenario.get("settings", {})), objectives)
+    except SettingsError:
+        return                  # the settings controls show the message
+    with st.popover("These settings in verl and TRL", icon=":material/swap_horiz:"):
+        st.caption("verl 0.9 Hydra overrides and TRL 1.16 GRPOConfig keywords that run these settings (hover a block "
+                   "for its copy button). The command line gives the same: `python -m gspo_viz config FILE --to "
+                   "verl` (or `--to trl --json`), and reads them back with `--from`.")
+        for m in mapped:
+            st.markdown(f"**{OBJECTIVES[m.objective].title}**")
+            st.code(m.verl, language=None, wrap_lines=True)
+            if m.trl is not None:
+                st.code(m.trl, language="python", wrap_lines=True)
+            for note in m.notes:
+                st.caption(note)
+
+
 def objective_header(name: str) -> None:
     from ..core.objectives import OBJECTIVES
     obj = OBJECTIVES[name]
