@@ -8,7 +8,10 @@ tests/test_verl_parity.py. verl is never a dependency of the app: run this in a 
 
 For each case it stores the inputs (log-probabilities, advantages, the objective, loss_agg_mode and the settings
 the objective resolves to in this checkout) and verl's loss and ∂loss/∂log π per token (autograd through verl's
-function). The test recomputes both with gspo_viz and compares to 1e-6 relative.
+function). The test recomputes both with gspo_viz and compares to 1e-6 relative. It also writes libraries.json:
+verl's PPO trainer config keys, TRL's GRPOConfig fields, and every objective's `config --to verl/trl` mapping as the
+libraries accepted it (OmegaConf in struct mode, GRPOConfig(**kwargs)); tests/test_bridge.py holds the bridge to it.
+(Install trl==1.16.0 too, with --no-deps and its light imports.)
 """
 import json
 import math
@@ -84,6 +87,58 @@ def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
     return float(loss), [g[: len(r["logp_old"])].tolist() for g, r in zip(grad, rs)]
 
 
+VARIANTS = [{}, {"beta": 0.04, "kl": "k1"}, {"beta": 0.04, "kl": "k2"}, {"beta": 0.04, "kl": "k3"},
+            {"advantage": "mean"}, {"advantage": "rloo"}, {"dynamic_sampling": True}, {"max_tokens": 64},
+            {"overlong": {"filter": True}}, {"loss_agg_mode": "seq-mean-token-sum-norm", "max_tokens": 64}]
+
+
+def libraries() -> dict:
+    """verl's PPO trainer keys and TRL's GRPOConfig fields, and every objective's mapping (tests/test_bridge.py)
+    checked by the libraries themselves: verl's overrides applied to its generated config by OmegaConf (a key that
+    does not exist is an error there), TRL's keywords given to GRPOConfig(**kwargs)."""
+    import dataclasses
+    import os
+
+    import trl
+    from omegaconf import OmegaConf
+    from trl import GRPOConfig
+
+    from gspo_viz.core.objectives import NAMES
+    from gspo_viz.core.settings import SettingsError
+    from gspo_viz.scenarios import bridge
+    base = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
+
+    def flat(d, prefix=""):
+        out = []
+        for k, v in d.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            out += flat(v, key) if isinstance(v, dict) else [key]
+        return out
+    keys = flat(OmegaConf.to_container(base, resolve=False))
+    checked = []
+    for name in NAMES:
+        for variant in VARIANTS:
+            try:
+                cfg = Settings.from_dict({"objective": name, **variant})
+            except SettingsError:
+                continue
+            v, t = bridge.to_verl(cfg), bridge.to_trl(cfg)
+            conf = OmegaConf.merge(base, OmegaConf.from_dotlist(bridge.as_overrides(v).splitlines()))
+            OmegaConf.set_struct(base, True)
+            OmegaConf.merge(base, OmegaConf.from_dotlist(bridge.as_overrides(v).splitlines()))   # struct: new keys fail
+            assert all(OmegaConf.select(conf, k) == val for k, val in v.values.items())
+            made = None
+            if "loss_type" in t.values:
+                made = dataclasses.asdict(GRPOConfig(output_dir="/tmp/trl-check", use_cpu=True, bf16=False, **t.values))
+                assert all(made[k] == val for k, val in t.values.items() if k != "scale_rewards")
+            checked.append({"objective": name, "variant": variant, "verl": v.values, "trl": t.values,
+                            "trl_constructs": made is not None})
+            OmegaConf.set_struct(base, False)
+    fields = sorted(f.name for f in dataclasses.fields(GRPOConfig))
+    return {"verl": verl.__version__, "trl": trl.__version__, "verl_keys": keys, "trl_fields": fields,
+            "checked": checked}
+
+
 def main():
     rng = random.Random(20261207)
     cases = []
@@ -101,6 +156,11 @@ def main():
     path = Path(__file__).with_name(f"verl_{verl.__version__}.json")
     path.write_text(json.dumps(out, indent=0))
     print(f"{len(cases)} cases → {path}")
+    libs = libraries()
+    path = Path(__file__).with_name("libraries.json")
+    path.write_text(json.dumps(libs, indent=0, sort_keys=True))
+    print(f"{len(libs['verl_keys'])} verl keys, {len(libs['trl_fields'])} TRL fields, {len(libs['checked'])} mappings "
+          f"checked → {path}")
 
 
 if __name__ == "__main__":
