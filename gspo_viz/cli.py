@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .core.objectives import NAMES
-from .scenarios import ScenarioError, load_scenario, run_scenario
+from .scenarios import ScenarioError, load_scenario, parse_scenario, run_scenario
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                                                "it; with several, --json prints {path: result}")
         p.add_argument("--objective", help=f"override the file's objective: {', '.join(NAMES)}")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument("--group", help="for a batch (.jsonl or .parquet: one response per line or row, each with "
+                                       "its group): the group to check; needed when the batch has several")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one of the file's settings, by its scenario name, e.g. "
                             "--set loss_agg_mode=token-mean --set eps_high=0.28 (VALUE is read as JSON when it "
@@ -81,7 +83,14 @@ def _nonfinite(doc, where: str = "") -> str | None:
 def _one(args, path: str) -> tuple[dict, str]:
     """(the JSON document, the text) of one file; ScenarioError for bad input."""
     from .views import report
-    scenario = load_scenario(path, args.objective, args.overrides)
+    from .scenarios.batches import is_batch, load_batch, pick_group
+    if is_batch(path):
+        batch = load_batch(path)
+        group = pick_group(batch, args.group)
+        scenario = parse_scenario(batch.scenario(group, f"{Path(path).name}, group {group}"), args.objective,
+                                  args.overrides)
+    else:
+        scenario = load_scenario(path, args.objective, args.overrides)
     if args.command == "steps":
         G = len(scenario.responses)
         if not 1 <= args.response <= G:

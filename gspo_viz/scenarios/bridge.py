@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..core.objectives import NAMES, OBJECTIVES
 from ..core.objectives.libraries import (TRL_BUDGET_LOSS, TRL_LOSS_BY_MODE, TRL_MODE_BY_LOSS, VERL_GROUP_ESTIMATOR,
