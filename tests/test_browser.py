@@ -111,3 +111,27 @@ def test_typing_1e308_in_the_browser_reaches_the_parser(server, browser):
     message.wait_for(timeout=60_000)
     assert "The charts keep showing the last valid group" in message.inner_text()
     page.close()
+
+
+def test_a_batch_uploaded_in_the_browser_pages_through_its_groups(server, browser, tmp_path):
+    """A JSONL batch with two groups, uploaded in the sidebar: the first group is shown (its GRPO loss is the
+    core's), and ▶ shows the next one."""
+    from gspo_viz.scenarios.batches import read_batch, to_jsonl
+    groups = {"q1": [{"logp_old": [-1.0, -2.0], "logp_new": [-0.9, -2.1], "reward": 1.0},
+                     {"logp_old": [-1.0], "logp_new": [-1.2], "reward": 0.0}],
+              "q2": [{"logp_old": [-0.5], "logp_new": [-0.1], "reward": 1.0},
+                     {"logp_old": [-0.7, -0.1], "logp_new": [-0.6, -0.3], "reward": 0.0},
+                     {"logp_old": [-0.2], "logp_new": [-0.3], "reward": 1.0}]}
+    f = tmp_path / "run.jsonl"
+    f.write_text(to_jsonl(groups))
+    batch = read_batch(f.read_bytes(), "run.jsonl")
+    losses = [fmt(run_scenario(parse_scenario(batch.scenario(g)), "grpo").explanation.loss) for g in groups]
+    assert losses[0] != losses[1]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/token_lab")
+    page.locator('[data-testid="stSidebar"] input[type="file"]').first.set_input_files(str(f))
+    page.get_by_text("Imported run.jsonl: 2 groups").wait_for(timeout=30_000)
+    wait_for_metric(page, losses[0])
+    page.get_by_role("button", name="▶").click()
+    wait_for_metric(page, losses[1])
+    page.close()

@@ -10,7 +10,7 @@ from ..core.objectives import NAMES
 from ..core.settings import ADVANTAGE_MODES, COMMON_DEFAULTS, KL_ESTIMATORS, Settings, SettingsError
 from ..scenarios.files import MAX_FILE_BYTES, cut, parse_scenario
 from ..views.style import clip_legend as legend_lines
-from ..views.text import safe_markdown
+from ..views.text import plain_text, safe_markdown
 from .state import example_files, example_name, flash, read_example, set_scenario, shipped
 from .talk import in_talk
 from .uploads import read_upload
@@ -87,19 +87,90 @@ def _import(upload) -> None:
     st.rerun()
 
 
+def _import_batch(upload) -> None:
+    """An uploaded batch (JSONL or Parquet, one response per line or row with its group) is kept for the group
+    picker, and its first group becomes the scenario with the current settings; or its message (every bad line by
+    number) shows under the uploader."""
+    from ..scenarios.batches import MAX_BATCH_BYTES, read_batch
+    from ..scenarios.files import ScenarioError
+    ss = st.session_state
+    name = cut(upload.name, 60)
+    try:
+        if upload.size > MAX_BATCH_BYTES:
+            raise ScenarioError("", f"the file is {upload.size:,} bytes; a batch may be at most {MAX_BATCH_BYTES:,}")
+        batch = read_batch(upload.getvalue(), upload.name)
+    except ScenarioError as e:                      # one line per bad line of the file
+        st.error(plain_text(f"{name}: {e}").replace("\n", "  \n"), icon=":material/error:")
+        return
+    except Exception as e:  # noqa: BLE001 (an upload must never break the page; the message names the error)
+        st.error(plain_text(f"{name}: could not be imported ({type(e).__name__})"), icon=":material/error:")
+        return
+    ss.batch, ss.batch_name = batch, name
+    _show_group(next(iter(batch.groups)))
+    flash(f"Imported {name}: {batch.describe()}.")
+    st.rerun()
+
+
+def _show_group(group: str) -> None:
+    """The batch's group as the scenario, keeping the current settings (a batch has none of its own)."""
+    from ..scenarios.files import ScenarioError
+    ss = st.session_state
+    data = ss.batch.scenario(group, f"{ss.batch_name}, group {group}")
+    settings = ss.scenario.get("settings")
+    if settings:
+        data["settings"] = settings
+    try:
+        parse_scenario(data)
+    except ScenarioError as e:   # e.g. the current settings ask for what this group lacks: drop them
+        data.pop("settings", None)
+        flash(f"Group {group} with the current settings: {e}; showing it with the default settings.")
+    ss.batch_group = group
+    set_scenario(data)
+
+
+def batch_picker() -> None:
+    """Page through the imported batch's groups (shown while one is loaded)."""
+    ss = st.session_state
+    batch = ss.get("batch")
+    if batch is None:
+        return
+    ids = list(batch.groups)
+    at = ids.index(ss.batch_group) if ss.get("batch_group") in ids else 0
+    st.caption(plain_text(f"Batch {ss.batch_name} ({batch.source}): {batch.describe(3)}."))
+    c1, c2, c3 = st.columns([1, 3, 1], vertical_alignment="bottom")
+    step = -1 if c1.button("◀", key="batch_prev", disabled=at == 0, help="the previous group") else \
+        1 if c3.button("▶", key="batch_next", disabled=at == len(ids) - 1, help="the next group") else 0
+    chosen = c2.selectbox("Group", ids, index=at, key=f"batch_pick_{ss.version}",
+                          format_func=lambda g: f"{g} ({len(batch.groups[g])} responses)")
+    target = ids[at + step] if step else chosen
+    if target != ids[at]:
+        _show_group(target)
+        st.rerun()
+    if st.button("Forget the batch", key="batch_forget", icon=":material/close:"):
+        for k in ("batch", "batch_name", "batch_group"):
+            ss.pop(k, None)
+        st.rerun()
+
+
 def scenario_sidebar() -> None:
     """Preset, import and download of the current scenario (shared by every page)."""
+    from ..scenarios.batches import BATCH_SUFFIXES, is_batch
     ss = st.session_state
     with st.sidebar:
         st.subheader("Scenario")
         st.caption(safe_markdown(ss.scenario.get("title") or "(untitled scenario)"))
         preset_picker("Preset", example_files(), "preset", "Load preset", ":material/folder_open:", what="preset")
-        upload = st.file_uploader(f"Import a scenario file (JSON, at most {MAX_FILE_BYTES / 1e6:g} MB)", type=["json"],
-                                  key=f"upload_{ss.version}",
-                                  help=f"A file over {MAX_FILE_BYTES / 1e6:g} MB, not UTF-8 or not a valid scenario "
-                                       "is refused with a message saying what is wrong and where.")
-        if upload is not None:
+        upload = st.file_uploader(f"Import a scenario (JSON, at most {MAX_FILE_BYTES / 1e6:g} MB) or a batch (JSONL "
+                                  "or Parquet: one response per line or row, each with its group)",
+                                  type=["json", *(x.lstrip(".") for x in BATCH_SUFFIXES)], key=f"upload_{ss.version}",
+                                  help=f"A scenario file over {MAX_FILE_BYTES / 1e6:g} MB, not UTF-8 or not valid is "
+                                       "refused with a message saying what is wrong and where; a batch's bad lines "
+                                       "are listed by number. The batch format is in the README.")
+        if upload is not None and is_batch(upload.name):
+            _import_batch(upload)
+        elif upload is not None:
             _import(upload)
+        batch_picker()
         st.download_button("Download this scenario",
                            json.dumps(ss.scenario, ensure_ascii=False, indent=1).encode("utf-8", "backslashreplace"),
                            file_name="scenario.json", mime="application/json", icon=":material/download:")
