@@ -158,7 +158,12 @@ def test_link_through_the_proxy(proxy, browser):
         # advantages chart
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .heatmaplayer').length >= 2",
                                timeout=60_000)
-        metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        # the metrics come after the maps in the page's run: wait for them (under load they arrive later)
+        try:
+            page.wait_for_function("(loss) => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+                                   ".some(m => m.innerText === loss)", arg=loss, timeout=30_000)
+        finally:
+            metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert loss in metrics, (loss, metrics)
     finally:
         ctx.close()
