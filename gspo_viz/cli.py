@@ -187,7 +187,7 @@ def _config(args) -> int:
         if args.to:
             settings = load_scenario(path, args.objective, args.overrides).settings
             mapping = bridge.to_verl(settings) if args.to == "verl" else bridge.to_trl(settings)
-            if args.to == "trl" and "loss_type" not in mapping.values:
+            if not mapping.values or (args.to == "trl" and "loss_type" not in mapping.values):
                 print(f"{args.file}: " + "; ".join(mapping.notes), file=sys.stderr)
                 return 2
             if args.json:

@@ -73,7 +73,9 @@ def clip_decisions(name: str, logp: Tensor, logp_old: Tensor, advantages: Tensor
                    cfg: Settings) -> Tensor:
     """(G, T) codes: 0 none, 1 upper, 2 lower, 3 dual (see CLIP_NAMES); 0 on padding."""
     with torch.no_grad():
-        codes = get(name).clip_codes(logratio(logp, logp_old, mask), advantages, mask, cfg)
+        obj = get(name)
+        extra = {"logp_old": logp_old} if obj.needs_logp_old else {}
+        codes = obj.clip_codes(logratio(logp, logp_old, mask), advantages, mask, cfg, **extra)
         return torch.where(mask > 0, codes.expand(logp.shape), NONE)
 
 
@@ -89,7 +91,8 @@ def closed_form_grad(name: str, logp: Tensor, logp_old: Tensor, advantages: Tens
         part = mask if loss_mask is None else loss_mask
         l_max = longest(mask, cfg.max_tokens)
         w = policy_weights(obj, part, cfg, l_max)
-        grad = obj.policy_grad(logratio(logp, logp_old, mask), advantages, mask, w, codes, cfg)
+        extra = {"logp_old": logp_old} if obj.needs_logp_old else {}
+        grad = obj.policy_grad(logratio(logp, logp_old, mask), advantages, mask, w, codes, cfg, **extra)
         if logp_ref is not None and cfg.beta and not policy_only:
             grad = grad - cfg.beta * kl_weights(part, cfg, l_max) * kl_derivative(logp, logp_ref, cfg.kl)
         return torch.where(part > 0, grad.expand(logp.shape), torch.zeros_like(logp))

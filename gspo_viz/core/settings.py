@@ -88,6 +88,11 @@ class Settings:
     gmpo_eps: Optional[float] = None     # GMPO's clip range in log space: log-ratio clipped to [−ε, ε]
     dynamic_sampling: Optional[bool] = None  # DAPO: drop a group whose rewards are all equal
     overlong: Optional[Overlong] = None  # DAPO's overlong filtering and soft punishment
+    dppo_cap: Optional[float] = None     # DPPO's cap C on its detached ratio, min(r, C) (verl: clip_ratio_c)
+    vespo_k_pos: Optional[float] = None  # VESPO's φ(W) = W^k·e^(λ(1−W)): k and λ for A ≥ 0, and for A < 0 (TRL's names)
+    vespo_lambda_pos: Optional[float] = None
+    vespo_k_neg: Optional[float] = None
+    vespo_lambda_neg: Optional[float] = None
     loss_agg_mode: Optional[str] = None  # verl's name for how the terms are aggregated (core/aggregation.py); None =
     #                                      the objective's paper's
 
@@ -117,7 +122,11 @@ class Settings:
         if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
                                             or self.max_tokens < 1):
             raise SettingsError("max_tokens", f"must be a whole number >= 1, got {self.max_tokens!r}")
-        for name in ("tau_pos", "tau_neg", "gmpo_eps"):
+        if self.dppo_cap is not None and _number("dppo_cap", self.dppo_cap) < 1:
+            raise SettingsError("dppo_cap", f"must be >= 1 (the detached ratio is truncated at C; the DPPO paper "
+                                            f"advises a large C such as 20), got {self.dppo_cap}")
+        for name in ("tau_pos", "tau_neg", "gmpo_eps", "vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg",
+                     "vespo_lambda_neg"):
             v = getattr(self, name)
             if v is not None and not 0 < _number(name, v) <= 100:
                 raise SettingsError(name, f"must be in (0, 100], got {v}")
@@ -127,6 +136,18 @@ class Settings:
             self._check_loss_agg_mode()
         if self.overlong is not None and not isinstance(self.overlong, Overlong):
             raise SettingsError("overlong", "must be an Overlong(...)")
+
+    @staticmethod
+    def _unknown(key: Any, names: set[str], objective: Any) -> str:
+        """What to say of an unknown setting: the closest valid name, else the settings this objective reads."""
+        import difflib
+        close = difflib.get_close_matches(str(key), sorted(names), n=1, cutoff=0.75)
+        if close:
+            return f"unknown setting; did you mean {close[0]!r}?"
+        name = objective if objective in registry.NAMES else "grpo"
+        reads = ["objective", *registry.OBJECTIVES[name].knobs, "loss_agg_mode", *COMMON_DEFAULTS]
+        return (f"unknown setting; {registry.OBJECTIVES[name].title} reads: {', '.join(dict.fromkeys(reads))} "
+                f"(each objective's own in the README)")
 
     def _check_loss_agg_mode(self) -> None:
         from .aggregation import AGGREGATIONS, TOKEN_MODES
@@ -147,7 +168,7 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise SettingsError(unknown[0], f"unknown setting; valid settings: {', '.join(sorted(names))}")
+            raise SettingsError(unknown[0], cls._unknown(unknown[0], names, objective or d.get("objective")))
         d = dict(d)
         if objective is not None:
             d["objective"] = objective

@@ -34,7 +34,8 @@ VERL_STD_EPS = 1e-6     # verl's GRPO advantage: (R − mean) / (std + 1e-6), to
 TRL_DEFAULTS = {"loss_type": "dapo", "importance_sampling_level": "token", "epsilon": 0.2, "epsilon_high": None,
                 "delta": None, "beta": 0.0, "scale_rewards": "group", "mask_truncated_completions": False,
                 "sapo_temperature_pos": 1.0, "sapo_temperature_neg": 1.05, "max_completion_length": 512,
-                "use_bias_correction_kl": True}
+                "use_bias_correction_kl": True, "vespo_k_pos": 2.0, "vespo_lambda_pos": 3.0, "vespo_k_neg": 3.0,
+                "vespo_lambda_neg": 2.0}
 TRL_STD_EPS = 1e-4      # TRL's z-score: (R − mean) / (std + 1e-4), torch.std (G − 1)
 
 
@@ -58,6 +59,8 @@ def to_verl(settings: Settings) -> Mapping:
     cfg = settings.resolved()
     obj = OBJECTIVES[cfg.objective]
     own, notes = obj.to_verl(cfg)
+    if not own:                                  # verl has no loss for this objective: the notes say so
+        return Mapping({}, notes)
     out = {ACTOR + k: v for k, v in own.items()}
     mode = "seq-mean-token-mean" if cfg.loss_agg_mode == "seq-mean" else cfg.loss_agg_mode
     out[ACTOR + "loss_agg_mode"] = mode
@@ -221,7 +224,8 @@ def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
     k = TRL_DEFAULTS | {key: v for key, v in kwargs.items() if key in TRL_DEFAULTS}
     if k["epsilon_high"] is None:
         k["epsilon_high"] = k["epsilon"]
-    for key in ("epsilon", "epsilon_high", "beta", "sapo_temperature_pos", "sapo_temperature_neg"):
+    for key in ("epsilon", "epsilon_high", "beta", "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos",
+                "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"):
         k[key] = _number(key, k[key])
     if k["delta"] is not None:
         k["delta"] = _number("delta", k["delta"])

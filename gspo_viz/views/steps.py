@@ -185,7 +185,7 @@ def token_context(res: ScenarioResult, i: int, t: int, deltas: tuple = None, fac
         factor = _factor(res, i, t)
     return Token(i, t, deltas, float(a) if a.dim() == 0 else float(a[t]),
                  None if ex.seq_ratio is None else float(ex.seq_ratio[i]), int(ex.clip[i, t]), factor[1], factor[0],
-                 ex.settings)
+                 ex.settings, logp_old=resp.logp_old[t])
 
 
 def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:

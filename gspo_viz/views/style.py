@@ -55,11 +55,12 @@ def text_px(text: str, size: float) -> float:
 
 
 def bounds(cfg) -> dict:
-    """The numbers an objective's reasons quote ({hi}, {lo}, {c}, {eps}), rounded as the tables are."""
+    """The numbers an objective's reasons quote ({hi}, {lo}, {eh}, {el}, {c}, {eps}), rounded as the tables are."""
     def f(x):
         return "" if x is None else fmt(x)
     return {"hi": f(None if cfg.eps_high is None else 1 + cfg.eps_high),
             "lo": f(None if cfg.eps_low is None else 1 - cfg.eps_low),
+            "eh": f(cfg.eps_high), "el": f(cfg.eps_low),
             "c": f(cfg.dual_clip_c), "eps": f(cfg.gmpo_eps)}
 
 
@@ -72,6 +73,6 @@ def clip_legend(names: list[str]) -> list[str]:
         if obj.marks:
             lines.append(f"{obj.title}: " + "; ".join(obj.marks.values()) + ".")
         else:
-            lines.append(f"{obj.title}: no marks (nothing is clipped; its soft gate {obj.gate_name} scales every "
-                         f"token).")
+            lines.append(f"{obj.title}: no marks (nothing is clipped; "
+                         + (obj.scales or f"its soft gate {obj.gate_name} scales every token") + ").")
     return lines

@@ -8,7 +8,7 @@ on first use.
 """
 import importlib
 
-NAMES = ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo")
+NAMES = ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "gmpo", "sapo", "vespo", "dppo_tv")
 
 
 def __getattr__(name: str):

@@ -49,6 +49,7 @@ class Token:
     factor: float               # its aggregation weight (the response's, for per-sequence terms)
     factor_latex: str
     cfg: Settings               # resolved
+    logp_old: Optional[float] = None   # log π_old of this token (objectives whose rule reads π itself: needs_logp_old)
 
     @property
     def L(self) -> int:
@@ -199,6 +200,10 @@ class Objective:
                            "with A > 0, below 1 − ε_low = {lo} with A < 0)")
     unmarked_note: str = ""                    # what every unmarked token shares, when the objective says so
     gate_name: str = ""                        # a soft objective's gate, e.g. 4σ(1−σ)
+    scales: str = ""                           # without marks or gate: what scales every token (the legend)
+    needs_logp_old: bool = False               # clip_codes and policy_grad also take logp_old= (π − π_old rules)
+    ratio_only: bool = True                    # its term is a function of the token's (or response's) ratio alone,
+    #                                            so the Clip Explorer can draw it against the ratio
 
     @property
     def per_sequence_terms(self) -> bool:

@@ -11,7 +11,7 @@ TRL_LOSS_BY_MODE = {"seq-mean-token-mean": "grpo", "seq-mean": "grpo", "token-me
                     "seq-mean-token-sum": "luspo", "seq-mean-token-sum-norm": "dr_grpo"}
 TRL_MODE_BY_LOSS = {"grpo": "seq-mean-token-mean", "bnpo": "token-mean", "dapo": "token-mean",
                     "luspo": "seq-mean-token-sum", "dr_grpo": "seq-mean-token-sum-norm", "cispo": "token-mean",
-                    "sapo": "seq-mean-token-mean"}
+                    "sapo": "seq-mean-token-mean", "vespo": "token-mean"}
 TRL_BUDGET_LOSS = "dr_grpo"         # the loss_type that divides by max_completion_length (Dr.GRPO's L_max)
 
 # verl 0.9 (algorithm.adv_estimator): the group z-score (or mean-centring when norm_adv_by_std_in_grpo is false),
