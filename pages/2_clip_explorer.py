@@ -17,7 +17,10 @@ from gspo_viz.views.style import fmt
 require_app()
 
 TALK = in_talk()   # a talk's scene: no title, no settings, the marked token's curves first and nothing else
-TOKEN_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "token"]
+# objectives whose term is a function of the ratio alone (DPPO's region reads π − π_old, VESPO's weight the whole
+# response's product of ratios): only these can be drawn against r
+TOKEN_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "token" and o.ratio_only]
+NOT_DRAWN = [n for n, o in OBJECTIVES.items() if not o.ratio_only]
 SEQUENCE_LEVEL = [n for n, o in OBJECTIVES.items() if o.level == "sequence"]
 
 # The sliders each knob gets: label, min, max, step (for the token-ratio scale) ...
@@ -106,6 +109,10 @@ if not TALK:
 chosen = control("ce_objectives", lambda v, k: st.multiselect(
     "Token-level objectives (their clip acts on the token ratio r)", TOKEN_LEVEL, default=v, key=k,
     format_func=lambda n: OBJECTIVES[n].title), TOKEN_LEVEL)
+if NOT_DRAWN and not TALK:
+    st.caption(f"Not drawn against r: {', '.join(OBJECTIVES[n].title for n in NOT_DRAWN)}. Their terms depend on "
+               "more than the token's ratio (π_old itself, or the whole response's ratios); compare them in the "
+               "Token Lab.")
 if TALK:
     SETTINGS = {n: knob_controls(n, KNOB_SLIDERS) for n in chosen}    # the scene's values, nothing drawn
 else:

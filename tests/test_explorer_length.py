@@ -105,7 +105,8 @@ def test_length_page_shows_every_loss_agg_mode_with_the_papers_that_use_it():
     names = [t["name"] for t in json.loads(fig.proto.spec)["data"]]
     assert [n.split(" ")[0] for n in names] == ["seq-mean-token-mean", "token-mean", "seq-mean-token-sum",
                                                 "seq-mean-token-sum-norm", "seq-mean"]
-    assert "- **token-mean** (DAPO, CISPO): (1/Σ_i |y_i|) Σ_i Σ_t. One token: **0.00136**" in shown   # 1/736
+    assert "- **token-mean** (DAPO, CISPO, VESPO, DPPO-TV): (1/Σ_i |y_i|) Σ_i Σ_t. One token: **0.00136**" \
+        in shown                                                                                         # 1/736
     assert "- **seq-mean-token-sum** (no paper here; verl offers it): (1/G) Σ_i Σ_t. One token: **0.125**, the " \
            "whole answer: **64**" in shown
     assert "- **seq-mean-token-sum-norm** (Dr.GRPO): (1/(G·L_max)) Σ_i Σ_t. One token: **0.000244**" in shown
