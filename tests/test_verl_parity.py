@@ -1,6 +1,7 @@
 """Our objectives against verl 0.9.1's own policy losses (trainer/ppo/core_algos.py), per loss_agg_mode.
 
-The answer key, tests/reference/verl_0.9.1.json, is verl's output on 120 random groups, written by
+The answer key, tests/reference/verl_0.9.1.json, is verl's output on 136 random groups (and TRL 1.16's on 16 for
+VESPO, which verl lacks), written by
 tests/reference/make_verl_reference.py in a separate virtualenv (verl is never a dependency of the app). Each case
 is run here through the scenario path the app and the command line use, and must give verl's loss (where verl's
 loss value is the objective: not CISPO's surrogate −sg(clip r)·A·log π) and, for every token, the gradient weight
@@ -37,14 +38,28 @@ def test_loss_and_every_gradient_weight_match_verl(k):
             assert float(ex.grad_weight[i, t]) == pytest.approx(-g, rel=1e-6, abs=1e-12), (i, t)
 
 
+@pytest.mark.parametrize("k", range(len(REFERENCE["trl_cases"])))
+def test_vespo_matches_trl(k):
+    """VESPO (verl 0.9.1 has none) against TRL 1.16's own: its get_gamma_weights φ(W), loss −φ·A·log π over the
+    tokens; the loss and every gradient weight, to 1e-6 relative."""
+    case = REFERENCE["trl_cases"][k]
+    data = {"responses": case["responses"], "settings": {"objective": "vespo", **case["settings"]}}
+    ex = run_scenario(parse_scenario(data)).explanation
+    assert ex.loss == pytest.approx(case["trl_loss"], rel=1e-6, abs=1e-12)
+    for i, row in enumerate(case["trl_grad"]):
+        for t, g in enumerate(row):
+            assert float(ex.grad_weight[i, t]) == pytest.approx(-g, rel=1e-6, abs=1e-12), (i, t)
+
+
 def test_the_key_covers_every_objective_and_every_token_mode():
-    """Every objective of the registry is checked against verl, and the token-level ones under every token mode."""
-    assert REFERENCE["verl"] == "0.9.1"
+    """Every objective of the registry is checked against verl (VESPO, which verl lacks, against TRL), and the
+    token-level ones under every token mode."""
+    assert REFERENCE["verl"] == "0.9.1" and REFERENCE["trl"] == "1.16.0"
     seen = {(c["objective"], c["loss_agg_mode"]) for c in CASES}
-    assert {o for o, _ in seen} == set(OBJECTIVES)
-    for name in ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo"):
+    assert {o for o, _ in seen} | {c["objective"] for c in REFERENCE["trl_cases"]} == set(OBJECTIVES)
+    for name in ("grpo", "dual_clip", "dapo", "dr_grpo", "gspo", "gspo_token", "cispo", "dppo_tv"):
         assert {m for o, m in seen if o == name} == set(TOKEN_MODES), name
     # the cases reach both sides of the clip: some tokens clipped, some not, for the PPO-clipped objectives
-    for name in ("grpo", "dapo", "gspo"):
+    for name in ("grpo", "dapo", "gspo", "dppo_tv"):
         zero = [g == 0.0 for c in CASES if c["objective"] == name for row in c["verl_grad"] for g in row]
         assert any(zero) and not all(zero), name

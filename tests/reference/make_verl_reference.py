@@ -53,6 +53,9 @@ MAP = {
     # over the responses (our seq-mean)
     "sapo": ("sapo", lambda s: dict(tau_pos=s.tau_pos, tau_neg=s.tau_neg), ("seq-mean-token-mean",), True),
     "gmpo": ("geo_mean", lambda s: dict(clip_ratio_low=s.gmpo_eps, clip_ratio_high=s.gmpo_eps), ("seq-mean",), True),
+    # DPPO's loss value is the surrogate −A·sg[min(r, C)]·log π·mask: only gradients compare
+    "dppo_tv": ("dppo_tv", lambda s: dict(clip_ratio_low=s.eps_low, clip_ratio_high=s.eps_high,
+                                          clip_ratio_c=s.dppo_cap), TOKEN_MODES, False),
 }
 DELTAS = [0.0, math.log(1.2), math.log(0.8), math.log(1.28), math.log(1.0004), math.log(0.9997), 0.4, -0.4, 1.2]
 
@@ -139,6 +142,28 @@ def libraries() -> dict:
             "checked": checked}
 
 
+def trl_vespo(case: dict) -> tuple[float, list[list[float]]]:
+    """TRL 1.16's VESPO: GRPOTrainer.get_gamma_weights (its φ(W)), per-token loss −φ·A·log π, summed over the
+    tokens and divided by their number (the "vespo" branch of _compute_loss, one process, no accumulation)."""
+    from trl import GRPOTrainer
+    rs = case["responses"]
+    T = max(len(r["logp_old"]) for r in rs)
+    pad = lambda xs: xs + [0.0] * (T - len(xs))  # noqa: E731
+    old = torch.tensor([pad(r["logp_old"]) for r in rs], dtype=torch.float64)
+    new = torch.tensor([pad(r["logp_new"]) for r in rs], dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1.0] * len(r["logp_old"]) + [0.0] * (T - len(r["logp_old"])) for r in rs],
+                        dtype=torch.float64)
+    adv = torch.tensor([[r["advantage"]] for r in rs], dtype=torch.float64)
+    s = case["settings"]
+    phi = GRPOTrainer.get_gamma_weights(adv, (new - old).detach(), mask, None, k_pos=s["vespo_k_pos"],
+                                        lambda_pos=s["vespo_lambda_pos"], k_neg=s["vespo_k_neg"],
+                                        lambda_neg=s["vespo_lambda_neg"])
+    per_token = -phi * adv * new
+    loss = (per_token * mask).sum() / mask.sum()
+    (grad,) = torch.autograd.grad(loss, new)
+    return float(loss), [g[: len(r["logp_old"])].tolist() for g, r in zip(grad, rs)]
+
+
 def main():
     rng = random.Random(20261207)
     cases = []
@@ -151,8 +176,19 @@ def main():
                          "verl_config": config(cfg), "value_compares": value_compares}
                 case["verl_loss"], case["verl_grad"] = verl_loss(case)
                 cases.append(case)
-    out = {"verl": verl.__version__, "torch": torch.__version__, "made_by": "tests/reference/make_verl_reference.py",
-           "cases": cases}
+    import trl
+    trl_cases = []
+    for params in ({}, {"vespo_k_pos": 1.5, "vespo_lambda_pos": 1.0, "vespo_k_neg": 4.0, "vespo_lambda_neg": 0.5}):
+        for _ in range(8):
+            case = group(rng)
+            cfg = Settings(objective="vespo", **params).resolved()
+            case |= {"objective": "vespo", "loss_agg_mode": "token-mean",
+                     "settings": {k: getattr(cfg, k) for k in ("vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg",
+                                                              "vespo_lambda_neg")}}
+            case["trl_loss"], case["trl_grad"] = trl_vespo(case)
+            trl_cases.append(case)
+    out = {"verl": verl.__version__, "trl": trl.__version__, "torch": torch.__version__,
+           "made_by": "tests/reference/make_verl_reference.py", "cases": cases, "trl_cases": trl_cases}
     path = Path(__file__).with_name(f"verl_{verl.__version__}.json")
     path.write_text(json.dumps(out, indent=0))
     print(f"{len(cases)} cases → {path}")
