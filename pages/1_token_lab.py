@@ -183,7 +183,9 @@ def compare(objectives: list[str]) -> None:
             objective_header(name)
             ex = res.explanation
             m1, m2 = (st.container(), st.container()) if stacked else st.columns(2)
-            m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}")
+            m1.metric("loss = −J", fmt(ex.loss), help=f"full precision: {ex.loss!r}" + (
+                "" if OBJECTIVES[name].has_surrogate else ". A surrogate −Σ w·sg[weight]·A·log π: only its gradient "
+                                                          "is the objective's; not comparable with other losses"))
             label = "sequences clipped" if "seq_clip_fraction" in ex.metrics else "tokens clipped"
             m2.metric(label, f"{100 * ex.metrics.get('seq_clip_fraction', ex.metrics['clip_fraction']):.1f}%")
             st.markdown(safe_markdown(view.sentences[name]))   # the sentence quotes tokens: no remote images

@@ -126,3 +126,11 @@ def test_the_presets_numbers_are_the_cores():
         [0.8909, 0.0105, 0.6827]
     assert float(run_scenario(scn, "grpo").explanation.grad_weight[1].abs().sum()) == 0.0   # GRPO clips response 2
     assert run_scenario(scn, "gspo").explanation.metrics["seq_clip_fraction"] == 1.0       # GSPO clips all three
+
+
+def test_a_surrogate_loss_says_it_is_one():
+    """CISPO's, DPPO's and VESPO's loss values are −Σ w·sg[weight]·A·log π: the conventions say they do not compare
+    with a clipped surrogate's; GRPO's conventions do not."""
+    for name, said in (("cispo", True), ("dppo_tv", True), ("vespo", True), ("grpo", False)):
+        res = run(DPPO_GROUP, name)
+        assert any("its loss value is a surrogate" in c for c in res.conventions) == said, name

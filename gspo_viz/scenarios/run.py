@@ -135,6 +135,9 @@ def _objective_conventions(obj, cfg, mask: Tensor) -> list[str]:
                ("" if cfg.max_tokens is not None else " (the longest response in the batch, whether or not it takes "
                                                       "part; set max_tokens to fix it)")
     out = [f"aggregation: {agg}; G counts responses that take part", obj.clip_convention(cfg)]
+    if not obj.has_surrogate:
+        out.append("its loss value is a surrogate, −Σ w·sg[weight]·A·log π_θ: only its gradient is the "
+                   "objective's, so the value is not comparable with other objectives' losses")
     if cfg.beta:
         out.append(f"KL: β = {cfg.beta:g}, estimator {cfg.kl}, inside the per-token term"
                    + ("; under seq-mean it is aggregated as GRPO's, seq-mean-token-mean" if mode == "seq-mean" else ""))

@@ -25,9 +25,9 @@ class Vespo(Objective):
     defaults = {"vespo_k_pos": 2.0, "vespo_lambda_pos": 3.0, "vespo_k_neg": 3.0, "vespo_lambda_neg": 2.0}
     knobs = ("vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg")
     clip_form = "sequence weight"
-    scales = "φ(W_i) = W_i^k·e^{λ(1−W_i)} of its response's whole ratio W_i = Π_t r_{i,t} scales every token's A"
-    nothing_marked = ("it has no clip: every token's gradient weight is φ(W_i)·A times its aggregation factor, "
-                      "φ(W_i) = W_i^k·e^(λ(1 − W_i)) of its response's whole ratio W_i = Π_t r_(i,t)")
+    scales = "φ(W) = W^k·e^(λ(1 − W)) of its response's whole ratio W = Π_t r scales every token's A"
+    nothing_marked = ("it has no clip; every token's gradient weight is φ(W)·A times its aggregation factor, with "
+                      "φ(W) = W^k·e^(λ(1 − W)) of its response's whole ratio W = Π_t r")
 
     def terms(self, logp, logp_old, advantages, mask, cfg):
         """VESPO (2602.10693; TRL GRPOTrainer.get_gamma_weights), per token:
