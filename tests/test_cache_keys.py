@@ -20,7 +20,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OTHER = {"eps_low": 0.15, "eps_high": 0.35, "dual_clip_c": 5.0, "beta": 0.0, "kl": "k1", "advantage": "rloo",
          "std": "population", "adv_eps": 1e-3, "max_tokens": 500, "tau_pos": 2.5, "tau_neg": 3.5, "gmpo_eps": 0.7,
          "dynamic_sampling": True, "overlong": {"l_max": 40, "l_cache": 10}, "dppo_cap": 7.0, "vespo_k_pos": 1.5,
-         "vespo_lambda_pos": 2.5, "vespo_k_neg": 2.5, "vespo_lambda_neg": 1.5}
+         "vespo_lambda_pos": 2.5, "vespo_k_neg": 2.5, "vespo_lambda_neg": 1.5,
+         "rollout_is_threshold": 3.0, "rollout_is_threshold_lower": 0.25}
 
 
 def snapshot(res):

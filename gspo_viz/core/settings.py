@@ -16,7 +16,9 @@ KL_ESTIMATORS = ("k1", "k2", "k3")
 COMMON_DEFAULTS: dict[str, Any] = {
     "beta": 0.0, "kl": "k3", "advantage": "group", "std": "sample", "adv_eps": 1e-6,
     "dynamic_sampling": False, "overlong": None,
+    "rollout_is": None, "rollout_is_threshold": 2.0, "rollout_is_threshold_lower": None,
 }
+ROLLOUT_LEVELS = ("token", "sequence")
 
 
 class SettingsError(ValueError):
@@ -93,6 +95,10 @@ class Settings:
     vespo_lambda_pos: Optional[float] = None
     vespo_k_neg: Optional[float] = None
     vespo_lambda_neg: Optional[float] = None
+    rollout_is: Optional[str] = None     # rollout correction (core/rollout.py): 'token' or 'sequence' weights
+    #                                      π_old/π_rollout on each token's term; None = off (verl's names)
+    rollout_is_threshold: Optional[float] = None        # C: weights are truncated at C (default 2.0)
+    rollout_is_threshold_lower: Optional[float] = None  # when set, weights outside [lower, C] are 0, not truncated
     loss_agg_mode: Optional[str] = None  # verl's name for how the terms are aggregated (core/aggregation.py); None =
     #                                      the objective's paper's
 
@@ -134,6 +140,7 @@ class Settings:
             raise SettingsError("dynamic_sampling", f"must be true or false, got {self.dynamic_sampling!r}")
         if self.loss_agg_mode is not None:
             self._check_loss_agg_mode()
+        self._check_rollout()
         if self.overlong is not None and not isinstance(self.overlong, Overlong):
             raise SettingsError("overlong", "must be an Overlong(...)")
 
@@ -145,9 +152,31 @@ class Settings:
         if close:
             return f"unknown setting; did you mean {close[0]!r}?"
         name = objective if objective in registry.NAMES else "grpo"
-        reads = ["objective", *registry.OBJECTIVES[name].knobs, "loss_agg_mode", *COMMON_DEFAULTS]
+        reads = ["objective", *registry.OBJECTIVES[name].knobs, "loss_agg_mode",
+                 *(k for k in COMMON_DEFAULTS if not k.startswith("rollout_is_"))]
         return (f"unknown setting; {registry.OBJECTIVES[name].title} reads: {', '.join(dict.fromkeys(reads))} "
-                f"(each objective's own in the README)")
+                f"(all: README, Scenario files)")
+
+    def _check_rollout(self) -> None:
+        if self.rollout_is is not None:
+            if self.rollout_is not in ROLLOUT_LEVELS:
+                raise SettingsError("rollout_is", f"unknown level {self.rollout_is!r}; valid: token, sequence (or "
+                                                  "leave it out: no rollout correction)")
+            obj = registry.OBJECTIVES[self.objective]
+            if self.rollout_is == "token" and obj.per_sequence_terms:
+                raise SettingsError("rollout_is", f"token-level weights multiply each token's term, but {obj.title}'s "
+                                                  "term is one per response: use sequence (one weight per response), "
+                                                  "or gspo_token, the per-token form verl runs")
+        upper = self.rollout_is_threshold
+        if upper is not None and not _number("rollout_is_threshold", upper) > 0:
+            raise SettingsError("rollout_is_threshold", f"must be > 0 (the cap C on π_old/π_rollout), got {upper}")
+        lower = self.rollout_is_threshold_lower
+        if lower is not None:
+            if _number("rollout_is_threshold_lower", lower) < 0:
+                raise SettingsError("rollout_is_threshold_lower", f"must be >= 0, got {lower}")
+            if lower > (2.0 if upper is None else upper):
+                raise SettingsError("rollout_is_threshold_lower", f"must be <= rollout_is_threshold "
+                                                                  f"({2.0 if upper is None else upper:g}), got {lower}")
 
     def _check_loss_agg_mode(self) -> None:
         from .aggregation import AGGREGATIONS, TOKEN_MODES
@@ -189,7 +218,9 @@ class Settings:
         """The resolved knobs that matter for this objective, as plain JSON values."""
         r = self.resolved()
         keys = ("objective",) + registry.OBJECTIVES[r.objective].knobs + ("advantage", "std", "adv_eps", "beta", "kl",
-                                                       "dynamic_sampling", "overlong", "loss_agg_mode")
+                                                       "dynamic_sampling", "overlong", "loss_agg_mode", "rollout_is")
+        if r.rollout_is is not None:
+            keys += ("rollout_is_threshold", "rollout_is_threshold_lower")
         out = {}
         for k in keys:
             v = getattr(r, k)

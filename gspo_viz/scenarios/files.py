@@ -28,8 +28,8 @@ QUOTE_CHARS = 40            # a value quoted in a message is cut to about this m
 MAX_INT_DIGITS = 330        # an integer literal longer than this is beyond float64 (±1.8e308) anyway
 
 TOP_KEYS = ("title", "notes", "responses", "settings")
-RESPONSE_KEYS = ("tokens", "p_old", "p_new", "logp_old", "logp_new", "p_ref", "logp_ref", "reward", "advantage",
-                 "truncated")
+RESPONSE_KEYS = ("tokens", "p_old", "p_new", "logp_old", "logp_new", "p_ref", "logp_ref", "p_rollout", "logp_rollout",
+                 "reward", "advantage", "truncated")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _FLOAT_MAX_INT = int(sys.float_info.max)
@@ -117,6 +117,7 @@ class Response:
     reward: Optional[float] = None
     advantage: Optional[float | list[float]] = None
     truncated: bool = False
+    logp_rollout: Optional[list[float]] = None   # the inference engine's log-probs under the old weights
 
 
 @dataclass
@@ -240,12 +241,14 @@ def _response(r: Any, i: int) -> Response:
     old = _logps(r, "old", where, True)
     new = _logps(r, "new", where, True)
     ref = _logps(r, "ref", where, False)
+    rollout = _logps(r, "rollout", where, False)
     n = len(old)
     if n == 0:
         raise ScenarioError(where, "is empty: a response needs at least one token")
     if n > MAX_TOKENS_PER_RESPONSE:
         raise ScenarioError(where, f"has {n} tokens; the limit is {MAX_TOKENS_PER_RESPONSE}")
-    lists = {"old": old, "new": new} | ({"ref": ref} if ref is not None else {})
+    lists = {"old": old, "new": new} | ({"ref": ref} if ref is not None else {}) | \
+        ({"rollout": rollout} if rollout is not None else {})
     tokens = r.get("tokens")
     if tokens is not None:
         if not isinstance(tokens, list):
@@ -261,6 +264,8 @@ def _response(r: Any, i: int) -> Response:
     _log_ratio_bound(new, old, where, "log-ratio")
     if ref is not None:
         _log_ratio_bound(new, ref, where, "log-ratio to the reference, log π_new − log π_ref,")
+    if rollout is not None:
+        _log_ratio_bound(old, rollout, where, "rollout log-ratio, log π_old − log π_rollout,")
     reward = None if r.get("reward") is None else _bounded(r["reward"], f"{where}.reward")
     adv = r.get("advantage")
     if adv is not None:
@@ -273,7 +278,7 @@ def _response(r: Any, i: int) -> Response:
         raise ScenarioError(f"{where}.truncated", f"must be true or false, got {brief(truncated)}")
     if reward is None and adv is None:
         raise ScenarioError(where, "needs a reward (or an advantage given directly)")
-    return Response(tokens or [f"t{k + 1}" for k in range(n)], old, new, ref, reward, adv, truncated)
+    return Response(tokens or [f"t{k + 1}" for k in range(n)], old, new, ref, reward, adv, truncated, rollout)
 
 
 class _Shown:
@@ -414,6 +419,8 @@ def scenario_to_dict(s: Scenario) -> dict:
         d: dict[str, Any] = {"tokens": r.tokens, "logp_old": r.logp_old, "logp_new": r.logp_new}
         if r.logp_ref is not None:
             d["logp_ref"] = r.logp_ref
+        if r.logp_rollout is not None:
+            d["logp_rollout"] = r.logp_rollout
         for k in ("reward", "advantage"):
             if getattr(r, k) is not None:
                 d[k] = getattr(r, k)

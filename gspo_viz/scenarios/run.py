@@ -44,6 +44,18 @@ def batch_tensors(responses: list[Response]) -> tuple[Tensor, Tensor, Optional[T
     return logp, logp_old, logp_ref, mask
 
 
+def _rollout_tensor(responses: list[Response], like: Tensor) -> Tensor:
+    """(G, T) log π_rollout, padded as logp_old is; ScenarioError naming the first response without it."""
+    import torch
+    out = torch.zeros_like(like)
+    for i, r in enumerate(responses):
+        if r.logp_rollout is None:
+            raise ScenarioError(f"responses[{i}]", "rollout_is is set: every response needs p_rollout or "
+                                                   "logp_rollout (the inference engine's probabilities)")
+        out[i, :len(r.logp_rollout)] = torch.tensor(r.logp_rollout, dtype=torch.float64)
+    return out
+
+
 @dataclass
 class _Advantages:
     adv: Tensor                            # (G,) or (G, T)
@@ -135,6 +147,13 @@ def _objective_conventions(obj, cfg, mask: Tensor) -> list[str]:
                ("" if cfg.max_tokens is not None else " (the longest response in the batch, whether or not it takes "
                                                       "part; set max_tokens to fix it)")
     out = [f"aggregation: {agg}; G counts responses that take part", obj.clip_convention(cfg)]
+    if cfg.rollout_is is not None:
+        how = (f"truncated at C = {cfg.rollout_is_threshold:g} (TIS)" if cfg.rollout_is_threshold_lower is None else
+               f"set to 0 outside [{cfg.rollout_is_threshold_lower:g}, {cfg.rollout_is_threshold:g}] (IcePop)")
+        what = ("per token, π_old/π_rollout" if cfg.rollout_is == "token" else
+                "per response, Π_t π_old/π_rollout on every token of it")
+        out.append(f"rollout correction: w = {what}, {how}, detached, multiplies each token's policy term before "
+                   "aggregation (verl's algorithm.rollout_correction); the KL term is not weighted")
     if not obj.has_surrogate:
         out.append("its loss value is a surrogate, −Σ w·sg[weight]·A·log π_θ: only its gradient is the "
                    "objective's, so the value is not comparable with other objectives' losses")
@@ -144,11 +163,21 @@ def _objective_conventions(obj, cfg, mask: Tensor) -> list[str]:
     return out + ["J is maximised, loss = −J; grad_weight = ∂J/∂log π_θ(token): positive raises the token"]
 
 
+def for_objective(settings, objective: str):
+    """The scenario's settings run by another objective; ScenarioError when they do not hold for it (e.g. GSPO with
+    token-level rollout weights, or a token-level objective with loss_agg_mode seq-mean)."""
+    from ..core.settings import SettingsError
+    try:
+        return settings.with_(objective=objective)
+    except SettingsError as e:
+        raise ScenarioError(f"settings.{e.field}", str(e).split(": ", 1)[1]) from None
+
+
 def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResult:
     """Advantages (with the scenario's conventions), masks, then the explain path of one objective."""
     from ..core.explain import explain
     from ..core.objectives import OBJECTIVES
-    settings = scn.settings if objective is None else scn.settings.with_(objective=objective)
+    settings = scn.settings if objective is None else for_objective(scn.settings, objective)
     cfg = settings.resolved()
     obj = OBJECTIVES[cfg.objective]
     rs = scn.responses
@@ -173,7 +202,8 @@ def run_scenario(scn: Scenario, objective: Optional[str] = None) -> ScenarioResu
     loss_mask[masked] = 0
     conventions += _objective_conventions(obj, cfg, mask)
 
-    ex = explain(cfg.objective, logp, logp_old, a.adv, mask, cfg, logp_ref, loss_mask)
+    ex = explain(cfg.objective, logp, logp_old, a.adv, mask, cfg, logp_ref, loss_mask,
+                 _rollout_tensor(scn.responses, logp_old) if cfg.rollout_is is not None else None)
     ex.metrics["no_signal"] = a.no_signal
     ex.metrics["dropped_by_dynamic_sampling"] = dropped
     ex.metrics["masked_responses"] = masked

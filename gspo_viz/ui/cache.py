@@ -318,9 +318,10 @@ def result_key(key: str, name: str | None) -> tuple[str, str]:
     """What `name`'s result on the scenario `key` depends on: the responses and the settings it reads, resolved
     (Settings.effective_dict: its own knobs and the common ones, not another objective's). Raises ScenarioError
     like parse_scenario."""
+    from ..scenarios.run import for_objective
     settings = cached_scenario(key).settings
     if name is not None:
-        settings = settings.with_(objective=name)
+        settings = for_objective(settings, name)
     return _responses_digest(key), json.dumps(settings.effective_dict(), sort_keys=True)
 
 
