@@ -10,7 +10,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, example, given, settings as hsettings, strategies as st
 
-from gspo_viz.core.aggregation import aggregation_weights, longest
+from gspo_viz.core.aggregation import longest
+from gspo_viz.core.loss import policy_weights
 from gspo_viz.core.objectives import NAMES, OBJECTIVES
 from gspo_viz.core.objectives.base import CLIP_NAMES, NONE
 from gspo_viz.scenarios import ScenarioError, parse_scenario, run_scenario
@@ -31,6 +32,7 @@ def scenarios(draw):
     deltas = st.one_of(st.sampled_from(ON_BOUNDS), st.floats(-1.5, 1.5))
     advantage_kind = draw(st.sampled_from(["reward", "reward", "given", "per_token"]))
     beta = draw(st.sampled_from([0.0, 0.0, 0.04]))
+    rollout = draw(st.sampled_from([None, None, "token", "sequence"]))
     responses = []
     for _ in range(G):
         L = draw(st.integers(1, 5))
@@ -45,9 +47,15 @@ def scenarios(draw):
             r["advantage"] = [draw(st.sampled_from([0.5, -0.3, 0.0, 1.0])) for _ in range(L)]
         if beta:
             r["logp_ref"] = [min(0.0, lo + draw(st.floats(-0.5, 0.5))) for lo in logp_old]
+        if rollout:
+            r["logp_rollout"] = [min(0.0, lo + draw(st.floats(-1.0, 1.0))) for lo in logp_old]
         responses.append(r)
     settings = {"objective": objective, "beta": beta, "kl": draw(st.sampled_from(["k1", "k2", "k3"])),
                 "dynamic_sampling": draw(st.booleans())}
+    if rollout:
+        settings |= {"rollout_is": rollout, "rollout_is_threshold": draw(st.sampled_from([1.5, 2.0]))}
+        if draw(st.booleans()):
+            settings["rollout_is_threshold_lower"] = draw(st.sampled_from([0.0, 0.5]))
     if draw(st.booleans()):
         settings["overlong"] = {"filter": draw(st.booleans()), "l_max": 4, "l_cache": 2} if draw(st.booleans()) \
             else {"filter": True}
@@ -58,7 +66,7 @@ def _result(data):
     try:
         return run_scenario(parse_scenario(data))
     except ScenarioError as e:          # e.g. per-token advantages for a per-sequence objective: refused by name
-        assert "per-token advantages" in str(e) or "advantage" in str(e)
+        assert "per-token advantages" in str(e) or "advantage" in str(e) or "term is one per response" in str(e)
         assume(False)
 
 
@@ -88,6 +96,11 @@ def check_facts(res):
             else:
                 assert len(f.items) == f.count
             assert f.zero == obj.zeroes_clipped
+        if f.kind == "rollout":                       # what rollout correction did, counted from its weights
+            rc, cfg = ex.rollout, ex.settings
+            which = rc.truncated if cfg.rollout_is_threshold_lower is None else rc.masked
+            assert f.count == int((which & valid).sum()) and f.of == int(valid.sum())
+            assert (f"{f.count} of {f.of} tokens" in f.text) if f.count else ("no token's weight" in f.text)
         if f.kind == "count":
             assert f"{f.count} of {f.of}" in f.text
             if f.unit == "token":
@@ -114,7 +127,8 @@ def check_facts(res):
                 assert value == ex.loss
             elif what == "gate":                      # the gate is what autograd's weight says it is
                 assert value == float(ex.gate[i, t])
-                w = aggregation_weights(ex.loss_mask, obj.aggregation, longest(ex.mask, ex.settings.max_tokens))
+                w = policy_weights(obj, ex.loss_mask, ex.settings, longest(ex.mask, ex.settings.max_tokens),
+                                   None if ex.rollout is None else ex.rollout.weight)   # the run's mode, rollout w
                 a = res.advantages[i] if res.advantages.dim() == 1 else res.advantages[i, t]
                 expected = float(w[i, t]) * value * float(ex.token_ratio[i, t]) * float(a)
                 assert float(ex.policy_grad[i, t]) == pytest.approx(expected, rel=1e-9, abs=1e-15)
@@ -147,15 +161,34 @@ OVERLONG_LEAVES_ONE = {"responses": [{"logp_old": [-1.0], "logp_new": [-1.0], "t
                                     "overlong": {"filter": True}}}
 
 
+# found while adding rollout correction: IcePop masked no token, and the sentence still said "0 of 2 tokens' weights
+# ... were set to 0, so their policy gradient is 0"
+NOTHING_MASKED = {"responses": [{"logp_old": [-1.0], "logp_new": [-1.0], "advantage": 0.0, "logp_rollout": [-1.0]},
+                                {"logp_old": [-1.0], "logp_new": [-1.0], "advantage": 0.0, "logp_rollout": [-1.0]}],
+                  "settings": {"objective": "grpo", "rollout_is": "token", "rollout_is_threshold": 1.5,
+                               "rollout_is_threshold_lower": 0.0}}
+
+
 @RUNS
 @given(scenarios())
 @example(OVERLONG_LEAVES_ONE)
+@example(NOTHING_MASKED)
 def test_every_claim_of_every_sentence_holds(data):
     check_facts(_result(data))
 
 
+# IcePop set response 2's rollout weight to 0 with β > 0: the steps dropped the KL term along with the policy term
+KL_UNDER_ZERO_WEIGHT = {"responses": [{"logp_old": [-1.0], "logp_new": [-1.0], "reward": 0.0, "logp_ref": [-1.5],
+                                       "logp_rollout": [-1.0]},
+                                      {"logp_old": [-1.0], "logp_new": [-1.0], "reward": 1.0, "logp_ref": [-1.5],
+                                       "logp_rollout": [-2.0]}],
+                        "settings": {"objective": "grpo", "beta": 0.04, "kl": "k1", "rollout_is": "token",
+                                     "rollout_is_threshold_lower": 0.5}}
+
+
 @RUNS
 @given(scenarios())
+@example(KL_UNDER_ZERO_WEIGHT)
 def test_steps_end_in_autograd_for_every_token(data):
     check_steps(_result(data))
 

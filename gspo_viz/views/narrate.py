@@ -41,7 +41,37 @@ def _listing(shown: list[str], n: int) -> str:
 
 
 def facts(res: ScenarioResult) -> list[Fact]:
-    """The sentence's facts, in the order they are said."""
+    """The sentence's facts, in the order they are said (rollout correction's just before the loss)."""
+    out = _facts(res)
+    return out[:-1] + _rollout(res) + out[-1:]
+
+
+def _rollout(res: ScenarioResult) -> list[Fact]:
+    """What rollout correction did: how many tokens' weights it capped (TIS) or set to 0 (IcePop)."""
+    ex = res.explanation
+    rc, cfg = ex.rollout, ex.settings
+    if rc is None:
+        return []
+    valid = ex.loss_mask > 0
+    n = int(valid.sum())
+    unit = "token" if cfg.rollout_is == "token" else "response"
+    head = (f"Rollout correction ({unit} level, mean |log π_old − log π_rollout| = "
+            f"{fmt(ex.metrics['rollout_logp_gap'])})")
+    C = fmt(cfg.rollout_is_threshold)
+    if cfg.rollout_is_threshold_lower is None:
+        k = int((rc.truncated & valid).sum())
+        text = (f"{head}: {k} of {n} tokens' weights π_old/π_rollout were above C = {C} and count with weight {C}."
+                if k else f"{head}: no token's weight π_old/π_rollout is above C = {C}, so none is truncated.")
+        return [Fact("rollout", text, count=k, of=n)]
+    items = [(int(i), int(t)) for i, t in (rc.masked & valid).nonzero().tolist()]
+    band = f"[{fmt(cfg.rollout_is_threshold_lower)}, {C}]"
+    if not items:
+        return [Fact("rollout", f"{head}: no token's weight falls outside {band}, so none is set to 0.", count=0, of=n)]
+    return [Fact("rollout", f"{head}: {len(items)} of {n} tokens' weights fell outside {band} and were set to 0, so "
+                            "their policy gradient is 0.", items, zero=True, count=len(items), of=n)]
+
+
+def _facts(res: ScenarioResult) -> list[Fact]:
     ex = res.explanation
     obj = OBJECTIVES[ex.objective]
     cfg = ex.settings

@@ -138,22 +138,33 @@ def _weights(res: ScenarioResult):
     """The run's aggregation weights ((G, T), or (G,) for per-sequence terms) and Dr.GRPO's L_max."""
     ex = res.explanation
     l_max = longest(ex.mask, ex.settings.max_tokens)
-    return policy_weights(OBJECTIVES[ex.objective], ex.loss_mask, ex.settings, l_max), l_max
+    rw = None if ex.rollout is None else ex.rollout.weight
+    return policy_weights(OBJECTIVES[ex.objective], ex.loss_mask, ex.settings, l_max, rw), l_max
 
 
 def _factor(res: ScenarioResult, i: int, t: int, w=None, l_max=None) -> tuple[str, float]:
     """The aggregation weight of token (i, t) (of response i for per-sequence terms), as a formula and a number."""
+    ex = res.explanation
+    if int(ex.loss_mask[i].sum()) == 0:
+        return r"\text{this response is masked out of the loss: } 0", 0.0
+    if w is None:
+        w, l_max = _weights(res)
+    value = float(w[i]) if w.dim() == 1 else float(w[i, t])
+    latex = _agg_factor(res, i, l_max)
+    if ex.rollout is not None:                     # the rollout-correction weight is part of the factor
+        rc = float(ex.rollout.weight[i, t])
+        latex += rf" \cdot w^{{rc}} = {n(value / rc) if rc else 0} \cdot {n(rc)}"
+    return latex, value
+
+
+def _agg_factor(res: ScenarioResult, i: int, l_max) -> str:
+    """The aggregation part of a token's factor, as a formula (loss_agg_mode and the objective's kind of term)."""
     ex = res.explanation
     obj = OBJECTIVES[ex.objective]
     part = ex.loss_mask
     lens = part.sum(-1)
     G = int((lens > 0).sum())
     L = int(lens[i])
-    if L == 0:
-        return r"\text{this response is masked out of the loss: } 0", 0.0
-    if w is None:
-        w, l_max = _weights(res)
-    value = float(w[i]) if w.dim() == 1 else float(w[i, t])
     mode = ex.settings.loss_agg_mode
     S = int(part.sum())
     if obj.per_sequence_terms and mode != "seq-mean":    # the response's term once per token: its tokens' weights
@@ -163,15 +174,40 @@ def _factor(res: ScenarioResult, i: int, t: int, w=None, l_max=None) -> tuple[st
             "seq-mean-token-sum": rf"\frac{{|y_i|}}{{G}} = \frac{{{L}}}{{{G}}}",
             "seq-mean-token-sum-norm": rf"\frac{{|y_i|}}{{G \cdot L_{{max}}}} = \frac{{{L}}}{{{G} \cdot {l_max}}}",
         }[mode]
-        return latex, value
-    latex = {
+        return latex
+    return {
         "seq-mean": rf"\frac{{1}}{{G}} = \frac{{1}}{{{G}}}",
         "seq-mean-token-mean": rf"\frac{{1}}{{G\,|y_i|}} = \frac{{1}}{{{G} \cdot {L}}}",
         "token-mean": rf"\frac{{1}}{{\sum_j |y_j|}} = \frac{{1}}{{{S}}}",
         "seq-mean-token-sum": rf"\frac{{1}}{{G}} = \frac{{1}}{{{G}}}",
         "seq-mean-token-sum-norm": rf"\frac{{1}}{{G \cdot L_{{max}}}} = \frac{{1}}{{{G} \cdot {l_max}}}",
     }[mode]
-    return latex, value
+
+
+def _rollout_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
+    """The rollout-correction weight of token (i, t): π_old/π_rollout (or the response's product), then truncated or
+    masked (core/rollout.py)."""
+    ex = res.explanation
+    cfg = ex.settings
+    resp = res.scenario.responses[i]
+    raw, w = float(ex.rollout.raw[i, t]), float(ex.rollout.weight[i, t])
+    if cfg.rollout_is == "token":
+        lo, lr = resp.logp_old[t], resp.logp_rollout[t]
+        first = Step("rollout IS weight (token)", rf"\pi_{{old}} / \pi_{{rollout}} = e^{{{n(lo)} - ({n(lr)})}} = "
+                                                  rf"{n(raw)}", raw)
+    else:
+        gap = sum(o - r for o, r in zip(resp.logp_old, resp.logp_rollout))
+        first = Step("rollout IS weight (sequence)", rf"\prod_t \pi_{{old}} / \pi_{{rollout}} = e^{{{n(gap)}}} = "
+                                                     rf"{n(raw)}", raw)
+    C, lower = cfg.rollout_is_threshold, cfg.rollout_is_threshold_lower
+    if lower is None:
+        second = Step("truncated at C (TIS)", rf"w^{{rc}} = \min({n(raw)}, {n(C)}) = {n(w)}", w)
+    else:
+        inside = lower <= raw <= C
+        second = Step("kept inside [lower, C] (IcePop)", rf"w^{{rc}} = {n(raw)} \text{{ if }} {n(lower)} \le "
+                                                          rf"{n(raw)} \le {n(C)} \text{{ else }} 0 = {n(w)}"
+                      + ("" if inside else r"\ \text{(masked: policy gradient 0)}"), w)
+    return [first, second]
 
 
 def token_context(res: ScenarioResult, i: int, t: int, deltas: tuple = None, factor=("", 0.0)) -> Token:
@@ -205,10 +241,12 @@ def token_steps(res: ScenarioResult, i: int, t: int) -> list[Step]:
              float(ex.token_ratio[i, t])),
     ]
     steps += _adv_steps(res, i, t)[0]
+    if ex.rollout is not None:
+        steps += _rollout_steps(res, i, t)
     own = obj.steps(tok)
     steps += own
     policy = own[-1].value
-    if cfg.beta and resp.logp_ref is not None and tok.factor:
+    if cfg.beta and resp.logp_ref is not None and float(ex.loss_mask[i, t]) > 0:   # (KL: no rollout weight)
         lr = resp.logp_ref[t]
         lp_t, lr_t = torch.tensor(lp, dtype=torch.float64), torch.tensor(lr, dtype=torch.float64)
         k = float(kl_estimate(lp_t, lr_t, cfg.kl))

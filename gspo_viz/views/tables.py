@@ -244,6 +244,9 @@ def token_frame(results: dict[str, "ScenarioResult"]) -> pd.DataFrame:
         cols["advantage"] += (a[i] if a.dim() == 1 else a[inside]).tolist()
         cols["clip"] += [CLIP_NAMES[c] for c in ex.clip[inside].tolist()]
         cols["grad weight"] += ex.grad_weight[inside].tolist()
+        if any(r.explanation.rollout is not None for r in results.values()):   # rollout correction's weight
+            cols.setdefault("rollout weight", [])
+            cols["rollout weight"] += [None] * n if ex.rollout is None else ex.rollout.weight[inside].tolist()
     return pd.DataFrame(cols)
 
 
