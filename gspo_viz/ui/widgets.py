@@ -242,6 +242,7 @@ def settings_controls() -> None:
         new.pop("loss_agg_mode", None)
     else:
         new["loss_agg_mode"] = agg
+    rollout_controls(current, new, v)
     # A knob the scenario leaves unset stays unset while it shows its default (so visiting a page changes nothing;
     # the advantage left unset lets each objective keep its own, e.g. Dr.GRPO's mean-centring).
     for key in ("eps_low", "eps_high", "dual_clip_c", "advantage", "std", "beta", "kl"):
@@ -254,6 +255,38 @@ def settings_controls() -> None:
         return
     if new != current:
         ss.scenario = dict(ss.scenario, settings=new)
+
+
+def rollout_controls(current: dict, new: dict, v: int) -> None:
+    """Rollout correction's settings, shown when every response carries the inference engine's probabilities
+    (p_rollout or logp_rollout): the level (off, token, sequence), the cap C, and an optional lower bound that turns
+    truncation into masking (verl's names: rollout_is, rollout_is_threshold, rollout_is_threshold_lower)."""
+    responses = st.session_state.scenario.get("responses", [])
+    if not responses or not all("p_rollout" in r or "logp_rollout" in r for r in responses):
+        for key in ("rollout_is", "rollout_is_threshold", "rollout_is_threshold_lower"):
+            new.pop(key, None)
+        return
+    r1, r2, r3 = st.columns([2, 1, 1])
+    levels = [None, "token", "sequence"]
+    level = r1.selectbox("Rollout correction (π_old/π_rollout)", levels, index=levels.index(current.get("rollout_is")),
+                         key=f"rc_{v}", format_func=lambda x: "off" if x is None else f"{x} level",
+                         help="verl's algorithm.rollout_correction.rollout_is: weight each token's term by "
+                              "π_old/π_rollout (token), or by the response's product (sequence)")
+    if level is None:
+        for key in ("rollout_is", "rollout_is_threshold", "rollout_is_threshold_lower"):
+            new.pop(key, None)
+        return
+    new["rollout_is"] = level
+    new["rollout_is_threshold"] = r2.number_input("cap C", value=float(current.get("rollout_is_threshold") or 2.0),
+                                                  step=0.1, key=f"rc_c_{v}", help="rollout_is_threshold")
+    lower = r3.number_input("lower bound (masks)", value=current.get("rollout_is_threshold_lower"), step=0.1,
+                            key=f"rc_low_{v}", placeholder="none: truncate",
+                            help="rollout_is_threshold_lower: when set, weights outside [lower, C] are set to 0 "
+                                 "(IcePop) instead of being truncated at C (TIS)")
+    if lower is None:
+        new.pop("rollout_is_threshold_lower", None)
+    else:
+        new["rollout_is_threshold_lower"] = float(lower)
 
 
 def library_mapping(objectives: list[str]) -> None:
