@@ -23,7 +23,9 @@ from gspo_viz.scenarios import bridge
 LIBS = json.loads((Path(__file__).parent / "reference" / "libraries.json").read_text())
 VARIANTS = [{}, {"beta": 0.04, "kl": "k1"}, {"beta": 0.04, "kl": "k2"}, {"beta": 0.04, "kl": "k3"},
             {"advantage": "mean"}, {"advantage": "rloo"}, {"dynamic_sampling": True}, {"max_tokens": 64},
-            {"overlong": {"filter": True}}, {"loss_agg_mode": "seq-mean-token-sum-norm", "max_tokens": 64}]
+            {"overlong": {"filter": True}}, {"loss_agg_mode": "seq-mean-token-sum-norm", "max_tokens": 64},
+            {"rollout_is": "token"}, {"rollout_is": "sequence", "rollout_is_threshold_lower": 0.5,
+                                      "rollout_is_threshold": 3.0}]
 
 
 def cases():
@@ -50,7 +52,7 @@ def test_every_mapping_is_what_the_libraries_accepted():
         assert v.values == c["verl"] and t.values == c["trl"], (name, variant)
         assert c["trl_constructs"] == ("loss_type" in t.values)
         n += 1
-    assert n == len(checked) == 110
+    assert n == len(checked) == 130
     # every objective but GMPO and DPPO (TRL 1.16 has no loss for them) has a GRPOConfig that TRL constructed, and
     # every one but VESPO (verl 0.9.1 has none) has verl overrides
     assert {c["objective"] for c in LIBS["checked"] if c["trl_constructs"]} == set(NAMES) - {"gmpo", "dppo_tv"}
@@ -64,6 +66,7 @@ def group(rng: random.Random) -> dict:
         old = [rng.uniform(-3.0, -0.05) for _ in range(L)]
         responses.append({"logp_old": old, "logp_new": [min(-1e-4, o + rng.uniform(-0.5, 0.5)) for o in old],
                           "logp_ref": [min(-1e-4, o + rng.uniform(-0.3, 0.3)) for o in old],
+                          "logp_rollout": [min(-1e-4, o + rng.uniform(-0.9, 0.9)) for o in old],
                           "reward": float(rng.randint(0, 1)), "truncated": rng.random() < 0.2})
     responses[0]["reward"], responses[1]["reward"] = 1.0, 0.0        # the rewards differ: a learning signal
     return {"responses": responses}
@@ -172,7 +175,7 @@ def test_config_command_both_ways(tmp_path, capsys):
     code, out, err = run(["config", "examples/default_group.json", "--to", "trl", "--json", "--objective", "dapo"],
                          capsys)
     assert code == 0 and json.loads(out) == {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28, "beta": 0.0,
-                                             "scale_rewards": "group"}
+                                             "scale_rewards": "group", "vllm_importance_sampling_correction": False}
     assert "note: adv_eps = 1e-06: TRL adds 0.0001 to the std, with no key to change it" in err
     kwargs = tmp_path / "trl.json"
     kwargs.write_text(out)

@@ -26,7 +26,9 @@ VERL_ACTOR_DEFAULTS = {"policy_loss.loss_mode": "vanilla", "clip_ratio": 0.2, "c
                        "clip_ratio_high": 0.2, "clip_ratio_c": 3.0, "loss_agg_mode": "token-mean",
                        "loss_scale_factor": None, "tau_pos": 1.0, "tau_neg": 1.05, "use_kl_loss": False,
                        "kl_loss_coef": 0.001, "kl_loss_type": "low_var_kl"}
-VERL_ALGORITHM_DEFAULTS = {"adv_estimator": "gae", "norm_adv_by_std_in_grpo": True, "filter_groups.enable": False}
+VERL_ALGORITHM_DEFAULTS = {"adv_estimator": "gae", "norm_adv_by_std_in_grpo": True, "filter_groups.enable": False,
+                           "rollout_correction.rollout_is": None, "rollout_correction.rollout_is_threshold": 2.0}
+IS_LOWER_FLOOR = 1e-12   # verl wants a positive IcePop lower bound; every weight is above e^−20, so this one is 0's
 VERL_KL = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}                 # ours → verl's kl_loss_type
 VERL_KL_BACK = {"kl": "k1", "k1": "k1", "mse": "k2", "k2": "k2", "low_var_kl": "k3", "k3": "k3"}
 VERL_STD_EPS = 1e-6     # verl's GRPO advantage: (R − mean) / (std + 1e-6), torch.std (G − 1)
@@ -35,7 +37,9 @@ TRL_DEFAULTS = {"loss_type": "dapo", "importance_sampling_level": "token", "epsi
                 "delta": None, "beta": 0.0, "scale_rewards": "group", "mask_truncated_completions": False,
                 "sapo_temperature_pos": 1.0, "sapo_temperature_neg": 1.05, "max_completion_length": 512,
                 "use_bias_correction_kl": True, "vespo_k_pos": 2.0, "vespo_lambda_pos": 3.0, "vespo_k_neg": 3.0,
-                "vespo_lambda_neg": 2.0}
+                "vespo_lambda_neg": 2.0, "use_vllm": False, "vllm_importance_sampling_correction": True,
+                "vllm_importance_sampling_mode": "sequence_mask", "vllm_importance_sampling_clip_max": 3.0,
+                "vllm_importance_sampling_clip_min": None}
 TRL_STD_EPS = 1e-4      # TRL's z-score: (R − mean) / (std + 1e-4), torch.std (G − 1)
 
 
@@ -78,6 +82,14 @@ def to_verl(settings: Settings) -> Mapping:
     if cfg.beta:
         out[ACTOR + "kl_loss_coef"] = cfg.beta
         out[ACTOR + "kl_loss_type"] = VERL_KL[cfg.kl]
+    if cfg.rollout_is is not None:
+        out["algorithm.rollout_correction.rollout_is"] = cfg.rollout_is
+        lower = cfg.rollout_is_threshold_lower
+        out["algorithm.rollout_correction.rollout_is_threshold"] = cfg.rollout_is_threshold if lower is None else \
+            f"{lower if lower > 0 else IS_LOWER_FLOOR:g}_{cfg.rollout_is_threshold:g}"
+        if lower == 0:
+            notes.append(f"verl's IcePop bounds must be positive: a lower bound of {IS_LOWER_FLOOR:g} stands for 0 "
+                         "(every weight is above e^−20)")
     if cfg.dynamic_sampling:
         out["algorithm.filter_groups.enable"] = True
         notes.append("dynamic sampling: algorithm.filter_groups (read by verl's ppo/v1 trainer) drops groups whose "
@@ -133,6 +145,16 @@ def to_trl(settings: Settings) -> Mapping:
         out["mask_truncated_completions"] = True
     if cfg.overlong is not None and cfg.overlong.l_max is not None:
         notes.append("the soft overlong punishment belongs to the reward: in TRL, a reward function")
+    if cfg.rollout_is is None:
+        out["vllm_importance_sampling_correction"] = False          # TRL's default corrects vLLM rollouts
+    else:
+        masked = cfg.rollout_is_threshold_lower is not None
+        out |= {"use_vllm": True, "vllm_importance_sampling_correction": True,
+                "vllm_importance_sampling_mode": f"{cfg.rollout_is}_{'mask' if masked else 'truncate'}",
+                "vllm_importance_sampling_clip_max": cfg.rollout_is_threshold}
+        if masked:
+            out["vllm_importance_sampling_clip_min"] = cfg.rollout_is_threshold_lower
+        notes.append("TRL corrects rollouts only when vLLM generates them (use_vllm=True, set here)")
     if cfg.dynamic_sampling:
         notes.append("dynamic sampling has no GRPOConfig key")
     return Mapping(out, notes)
@@ -193,10 +215,9 @@ def from_verl(overrides: dict) -> tuple[dict, list[str]]:
             actor[f"clip_ratio_{side}"] = actor["clip_ratio"]
     for key in ("clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "tau_pos", "tau_neg", "kl_loss_coef"):
         actor[key] = _number(ACTOR + key, actor[key])
-    settings, more = _claim("verl", lambda o: o.from_verl(actor), ACTOR + "policy_loss.loss_mode",
-                            actor["policy_loss.loss_mode"])
-    notes += more
-    settings.setdefault("loss_agg_mode", _mode_back(settings["objective"], actor["loss_agg_mode"]))
+    claims = _claims("verl", lambda o: o.from_verl(actor), ACTOR + "policy_loss.loss_mode",
+                     actor["policy_loss.loss_mode"])
+    settings: dict = {}
     if actor["loss_scale_factor"] is not None:
         settings["max_tokens"] = int(_number(ACTOR + "loss_scale_factor", actor["loss_scale_factor"]))
     if algo["adv_estimator"] == VERL_GROUP_ESTIMATOR:
@@ -215,7 +236,18 @@ def from_verl(overrides: dict) -> tuple[dict, list[str]]:
         settings |= {"beta": actor["kl_loss_coef"], "kl": kl}
     if algo["filter_groups.enable"]:
         settings["dynamic_sampling"] = True
-    return _checked(settings), notes
+    if algo["rollout_correction.rollout_is"] is not None:
+        settings["rollout_is"] = algo["rollout_correction.rollout_is"]
+        spec = algo["rollout_correction.rollout_is_threshold"]
+        key = "algorithm.rollout_correction.rollout_is_threshold"
+        if isinstance(spec, str) and "_" in spec:
+            low, _, high = spec.partition("_")
+            lower, upper = _number(key, _scalar(low)), _number(key, _scalar(high))
+            settings |= {"rollout_is_threshold": upper,
+                         "rollout_is_threshold_lower": 0.0 if lower <= IS_LOWER_FLOOR else lower}
+        else:
+            settings["rollout_is_threshold"] = _number(key, _scalar(spec) if isinstance(spec, str) else spec)
+    return _first_valid(claims, settings, actor["loss_agg_mode"], notes)
 
 
 def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
@@ -229,12 +261,11 @@ def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
         k[key] = _number(key, k[key])
     if k["delta"] is not None:
         k["delta"] = _number("delta", k["delta"])
-    settings, more = _claim("TRL", lambda o: o.from_trl(k), "loss_type", k["loss_type"])
-    notes += more
+    claims = _claims("TRL", lambda o: o.from_trl(k), "loss_type", k["loss_type"])
     if k["loss_type"] not in TRL_MODE_BY_LOSS:
         raise BridgeError("loss_type", f"{k['loss_type']!r} has no counterpart here; valid: "
                                        f"{', '.join(TRL_MODE_BY_LOSS)}")
-    settings.setdefault("loss_agg_mode", _mode_back(settings["objective"], TRL_MODE_BY_LOSS[k["loss_type"]]))
+    settings: dict = {}
     if k["loss_type"] == TRL_BUDGET_LOSS:
         settings["max_tokens"] = int(_number("max_completion_length", k["max_completion_length"]))
     scale = k["scale_rewards"]
@@ -252,20 +283,56 @@ def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
             notes.append("use_bias_correction_kl=True multiplies TRL's KL by the ratio; the KL here is not")
     if k["mask_truncated_completions"]:
         settings["overlong"] = {"filter": True}
-    return _checked(settings), notes
+    if k["use_vllm"] and k["vllm_importance_sampling_correction"]:
+        level, _, kind = str(k["vllm_importance_sampling_mode"]).partition("_")
+        if level not in ("token", "sequence") or kind not in ("truncate", "mask"):
+            raise BridgeError("vllm_importance_sampling_mode", f"{cut_text(k['vllm_importance_sampling_mode'])} is "
+                                                               "not token_truncate, token_mask, sequence_truncate or "
+                                                               "sequence_mask")
+        upper, lower = k["vllm_importance_sampling_clip_max"], k["vllm_importance_sampling_clip_min"]
+        settings |= {"rollout_is": level,
+                     "rollout_is_threshold": _number("vllm_importance_sampling_clip_max", upper)}
+        if kind == "mask":
+            settings["rollout_is_threshold_lower"] = 0.0 if lower is None else \
+                _number("vllm_importance_sampling_clip_min", lower)
+        elif lower is not None:
+            notes.append(f"vllm_importance_sampling_clip_min = {lower}: truncation from below has no counterpart "
+                         "here (verl's TIS truncates from above only); ignored")
+    return _first_valid(claims, settings, TRL_MODE_BY_LOSS[k["loss_type"]], notes)
 
 
-def _claim(library: str, ask, key: str, value: Any) -> tuple[dict, list[str]]:
-    """The first objective of the registry that says the configuration runs its term."""
+def cut_text(v: Any) -> str:
+    return repr(str(v)[:40])
+
+
+def _claims(library: str, ask, key: str, value: Any) -> list[tuple[dict, list[str]]]:
+    """Every objective of the registry that says the configuration runs its term, in registry order."""
+    out = []
     for name in NAMES:
         try:
             claim = ask(OBJECTIVES[name])
         except SettingsError as e:               # the objective's own check of a value it reads
             raise BridgeError(e.field, str(e).split(": ", 1)[1]) from None
         if claim is not None:
-            settings, notes = claim
-            return dict(settings), list(notes)
-    raise BridgeError(key, f"{value!r}: no objective here runs this {library} loss")
+            out.append((dict(claim[0]), list(claim[1])))
+    if not out:
+        raise BridgeError(key, f"{value!r}: no objective here runs this {library} loss")
+    return out
+
+
+def _first_valid(claims: list[tuple[dict, list[str]]], common: dict, mode: str, notes: list[str]
+                 ) -> tuple[dict, list[str]]:
+    """The first claim that makes valid settings with the knobs every objective shares (e.g. verl's gspo loss with
+    token-level rollout weights is GSPO-token's, not GSPO's per-response term); else the first claim's error."""
+    first_error = None
+    for own, own_notes in claims:
+        settings = own | {k: v for k, v in common.items() if k not in own}
+        settings.setdefault("loss_agg_mode", _mode_back(settings["objective"], mode))
+        try:
+            return _checked(settings), notes + own_notes
+        except BridgeError as e:
+            first_error = first_error or e
+    raise first_error
 
 
 def _mode_back(objective: str, mode: str) -> str:
@@ -296,9 +363,14 @@ def _hydra(v: Any) -> str:
         return "true" if v else "false"
     if v is None:
         return "null"
-    if isinstance(v, float):
+    if not isinstance(v, str):
         return repr(v)
-    return str(v)
+    text = v
+    try:                    # text a parser would read as something else is quoted: "0.5_3.0" (an IcePop threshold)
+        float(text)         # is the float 0.53 to YAML and to Python, which allow _ between digits
+        return f"'{text}'"
+    except ValueError:
+        return f"'{text}'" if text.lower() in ("true", "false", "null", "none", "~") else text
 
 
 def as_python(m: Mapping) -> str:

@@ -72,6 +72,13 @@ def group(rng: random.Random) -> dict:
     return {"responses": responses}
 
 
+def with_rollout(case: dict, rng: random.Random) -> dict:
+    """The group with an inference engine's log-probs: π_old shifted by up to ±0.8 in log space (≤ 0)."""
+    for r in case["responses"]:
+        r["logp_rollout"] = [min(-1e-4, o + rng.uniform(-0.8, 0.8)) for o in r["logp_old"]]
+    return case
+
+
 def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
     rs = case["responses"]
     T = max(len(r["logp_old"]) for r in rs)
@@ -85,14 +92,25 @@ def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
                       clip_ratio=0.2, **case["verl_config"])
     fn = core_algos.get_policy_loss_fn(case["verl_loss_mode"])
     mode = "token-mean" if case["loss_agg_mode"] == "seq-mean" else case["loss_agg_mode"]   # geo_mean ignores it
-    loss, _ = fn(old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode=mode, config=cfg)
+    weights = None
+    rc = case.get("rollout")
+    if rc:                                          # verl's own weights, as algorithm.rollout_correction makes them
+        from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_weights
+        rollout = torch.tensor([pad(r["logp_rollout"]) for r in rs], dtype=torch.float64)
+        threshold = rc["rollout_is_threshold"] if rc.get("rollout_is_threshold_lower") is None else \
+            f"{rc['rollout_is_threshold_lower']}_{rc['rollout_is_threshold']}"
+        weights, _ = compute_rollout_correction_weights(old - rollout, mask, rc["rollout_is"], threshold)
+    loss, _ = fn(old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode=mode, config=cfg,
+                 rollout_is_weights=weights)
     (grad,) = torch.autograd.grad(loss, new)
     return float(loss), [g[: len(r["logp_old"])].tolist() for g, r in zip(grad, rs)]
 
 
 VARIANTS = [{}, {"beta": 0.04, "kl": "k1"}, {"beta": 0.04, "kl": "k2"}, {"beta": 0.04, "kl": "k3"},
             {"advantage": "mean"}, {"advantage": "rloo"}, {"dynamic_sampling": True}, {"max_tokens": 64},
-            {"overlong": {"filter": True}}, {"loss_agg_mode": "seq-mean-token-sum-norm", "max_tokens": 64}]
+            {"overlong": {"filter": True}}, {"loss_agg_mode": "seq-mean-token-sum-norm", "max_tokens": 64},
+            {"rollout_is": "token"}, {"rollout_is": "sequence", "rollout_is_threshold_lower": 0.5,
+                                      "rollout_is_threshold": 3.0}]
 
 
 def libraries() -> dict:
@@ -176,6 +194,24 @@ def main():
                          "verl_config": config(cfg), "value_compares": value_compares}
                 case["verl_loss"], case["verl_grad"] = verl_loss(case)
                 cases.append(case)
+    for name, (loss_mode, config, modes, value_compares) in MAP.items():     # with rollout correction
+        per_sequence = name in ("gspo", "gmpo")
+        for level in ("sequence",) if per_sequence else ("token", "sequence"):
+            for lower in (None, 0.5):
+                made = 0
+                while made < 2:
+                    mode = modes[0]
+                    case = with_rollout(group(rng), rng)
+                    rc = {"rollout_is": level, "rollout_is_threshold": 2.0, "rollout_is_threshold_lower": lower}
+                    cfg = Settings(objective=name, loss_agg_mode=mode, **rc).resolved()
+                    case |= {"objective": name, "loss_agg_mode": mode, "verl_loss_mode": loss_mode,
+                             "verl_config": config(cfg), "value_compares": value_compares, "rollout": rc}
+                    try:
+                        case["verl_loss"], case["verl_grad"] = verl_loss(case)
+                    except ZeroDivisionError:       # verl's metrics divide by 0 when IcePop masks every token
+                        continue
+                    cases.append(case)
+                    made += 1
     import trl
     trl_cases = []
     for params in ({}, {"vespo_k_pos": 1.5, "vespo_lambda_pos": 1.0, "vespo_k_neg": 4.0, "vespo_lambda_neg": 0.5}):

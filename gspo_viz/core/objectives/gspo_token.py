@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import PPO_REASONS, NONE, Objective, Step, Terms, Token, decision_step, factor_step, lengths, logratio, n, \
-    ppo_clip, ppo_codes, ppo_hover, ppo_steps, token_adv
+from .base import (NONE, TRL_PPO_LOSSES, Objective, Step, Terms, Token, decision_step, factor_step, lengths, logratio,
+                   n, ppo_clip, ppo_codes, ppo_hover, ppo_steps, token_adv)
 from .gspo import mean_logratio_step, sequence_ratio
 
 
@@ -57,6 +57,18 @@ class GspoToken(Objective):
 
     def to_verl(self, cfg):
         return {"policy_loss.loss_mode": "gspo", "clip_ratio_low": cfg.eps_low, "clip_ratio_high": cfg.eps_high}, []
+
+    def from_verl(self, actor):
+        """verl's gspo loss is this per-token form; GSPO (earlier in the registry) is named for it unless the
+        settings need per-token terms (token-level rollout weights)."""
+        if actor["policy_loss.loss_mode"] != "gspo":
+            return None
+        return {"objective": self.name, "eps_low": actor["clip_ratio_low"], "eps_high": actor["clip_ratio_high"]}, []
+
+    def from_trl(self, kwargs):
+        if kwargs["importance_sampling_level"] != "sequence" or kwargs["loss_type"] not in TRL_PPO_LOSSES:
+            return None
+        return {"objective": self.name, "eps_low": kwargs["epsilon"], "eps_high": kwargs["epsilon_high"]}, []
 
     def to_trl(self, cfg, loss_type):
         if loss_type is None:
