@@ -140,8 +140,9 @@ def batch_picker() -> None:
     c1, c2, c3 = st.columns([1, 3, 1], vertical_alignment="bottom")
     step = -1 if c1.button("◀", key="batch_prev", disabled=at == 0, help="the previous group") else \
         1 if c3.button("▶", key="batch_next", disabled=at == len(ids) - 1, help="the next group") else 0
-    chosen = c2.selectbox("Group", ids, index=at, key=f"batch_pick_{ss.version}",
-                          format_func=lambda g: f"{g} ({len(batch.groups[g])} responses)")
+    chosen = c2.selectbox("Group", ids, index=at, key=f"batch_pick_{ss.version}",   # narrow: "q17 (8)"
+                          format_func=lambda g: f"{g} ({len(batch.groups[g])})",
+                          help="the group's id, and its number of responses in brackets")
     target = ids[at + step] if step else chosen
     if target != ids[at]:
         _show_group(target)
