@@ -75,11 +75,27 @@ if not own_eps:
     eps_high = control("tr_eps_high", lambda v, k: e2.number_input("ε_high", 0.0, 10.0, v, step=0.01,
                                                                    format="%.4f", key=k), 0.2)
 
+m1, m2, m3 = st.columns(3)         # the rollout engine's numbers are not the trainer's (issue 11: mismatch)
+bf16 = control("tr_bf16", lambda v, k: m1.toggle(
+    "Rollouts in bfloat16", value=v, key=k, help="Sample under bf16 autocast while the trainer recomputes π_old in "
+    "float32: a real rollout/trainer mismatch (π_rollout ≠ π_old, and with the MoE some routes). The curves then "
+    "show rollout_logp_gap, mean |log π_old − log π_rollout|."), False)
+rc_level = control("tr_rc", lambda v, k: m2.selectbox(
+    "Rollout correction", [None, "token", "sequence"], index=[None, "token", "sequence"].index(v), key=k,
+    disabled=not bf16, format_func=lambda x: "off" if x is None else f"{x} level, truncated at 2",
+    help="Weight each token's term by π_old/π_rollout, truncated at C = 2 (verl's rollout_is)"), None)
+routes = control("tr_routes", lambda v, k: m3.selectbox(
+    "Routing Replay replays", ["rollout", "old"], index=["rollout", "old"].index(v), key=k,
+    disabled=not (bf16 and moe and replay),
+    format_func={"rollout": "the rollout's routes (R3)", "old": "the trainer's old routes (R2)"}.get,
+    help="With a bf16 rollout the engine's routes differ from the trainer's recomputation of π_old's"), "rollout")
 try:
     base = TrainConfig(task=task, reward=reward, moe=moe, routing_replay=replay and moe, lr=float(lr), prompts=int(P),
                        group=int(G), minibatches=int(mu), dual_clip_c=float(c), beta=float(beta),
                        min_digits=int(digits[0]), max_digits=int(digits[1]), seed=int(seed),
-                       eps_low=eps_low, eps_high=eps_high)
+                       eps_low=eps_low, eps_high=eps_high, rollout_dtype="bfloat16" if bf16 else "float32",
+                       rollout_is=rc_level if bf16 else None,
+                       replay_routes=routes if (bf16 and moe and replay) else "rollout")
     if preset != "(your own)":
         specs = [(label, PRESETS[preset]["base"] | over) for label, over in PRESETS[preset]["runs"]]
     else:

@@ -579,3 +579,31 @@ def test_a_group_opened_in_the_token_lab_gets_the_trainers_advantages_and_masks(
         assert res.advantages.tolist() == pytest.approx(adv[rows].tolist(), abs=1e-6)
         out = [i for i in range(G) if mask[rows][i].sum() == 0]           # the answers out of the trainer's loss
         assert sorted(res.masked) == out
+
+
+def test_a_bf16_rollout_is_a_real_mismatch_and_rollout_correction_weighs_it():
+    """Sampling under bf16 autocast while the trainer recomputes π_old in float32 (issue 11): the gap
+    |log π_old − log π_rollout| is 0 with a float32 rollout and small but not 0 in bf16; rollout correction's weights
+    then differ from 1, so the run's numbers change; the MoE's rollout routes differ from the trainer's for a few
+    tokens, and the panels appear only for the runs that have them."""
+    from gspo_viz.toy.session import Run, panel_specs
+    fp32 = Trainer(TrainConfig(objective="grpo", minibatches=2))
+    bf16 = Trainer(TrainConfig(objective="grpo", minibatches=2, rollout_dtype="bfloat16"))
+    corrected = Trainer(TrainConfig(objective="grpo", minibatches=2, rollout_dtype="bfloat16",
+                                    rollout_is="token", rollout_is_threshold=1.0005))
+    a, b, c = fp32.step(), bf16.step(), corrected.step()
+    assert a["rollout_logp_gap"] == 0.0 and 0 < b["rollout_logp_gap"] < 0.05
+    assert 0 < c["rollout_truncated_fraction"] < 1            # weights above 1.0005 were truncated, others not
+    assert b["no_signal_fraction"] < 1                          # a learning signal, so the weights matter:
+    assert not torch.equal(bf16._flat, corrected._flat)         # the corrected update moved the policy elsewhere
+    moe = Trainer(TrainConfig(objective="grpo", minibatches=2, moe=True, routing_replay=True,
+                              rollout_dtype="bfloat16"))
+    for _ in range(2):
+        m = moe.step()
+    assert m["rollout_route_mismatch"] > 0 and m["expert_change_fraction"] == 0.0   # R3: the rollout's routes
+    keys = [p.key for p in panel_specs([Run("fp32", fp32), Run("bf16", bf16)])]
+    assert "rollout_logp_gap" in keys and "rollout_route_mismatch" not in keys
+    with pytest.raises(TrainConfigError, match="replay_routes"):
+        TrainConfig(moe=True, routing_replay=True, replay_routes="old")          # R2 = R3 without a bf16 rollout
+    with pytest.raises(TrainConfigError, match="one per response"):
+        TrainConfig(objective="gspo", rollout_dtype="bfloat16", rollout_is="token")

@@ -82,7 +82,7 @@ class MoE(nn.Module):
         hidden = F.gelu(torch.cat([xe @ w1[e] for e, xe in enumerate(xs)]))          # (N·k, d_ff)
         out = torch.cat([he @ w2[e] for e, he in enumerate(hidden.split(sizes))])    # (N·k, d)
         out = out * gates.index_select(0, order).unsqueeze(-1)
-        return x.new_zeros(x.shape).index_add_(0, token, out)
+        return x.new_zeros(x.shape, dtype=out.dtype).index_add_(0, token, out)   # (bf16 under autocast)
 
 
 class Block(nn.Module):

@@ -211,6 +211,12 @@ def panel_specs(runs: list[Run]) -> list[Panel]:
               f"share of the tokens in the loss {held}: policy gradient 0"),
         Panel("expert_change_fraction", "tokens whose experts changed", False,
               "share of the tokens routed to other experts at the update than when sampled (Routing Replay: 0)"),
+        Panel("rollout_logp_gap", "rollout/trainer gap |log π_old − log π_rollout|", False,
+              "mean over the response tokens of how far the bf16 rollout's log-probabilities are from the float32 "
+              "trainer's recomputation under the same weights"),
+        Panel("rollout_route_mismatch", "tokens routed differently by the rollout", False,
+              "share of the input tokens whose experts in the bf16 rollout differ from the trainer's float32 routes "
+              "for π_old (what R3 replays against R2)"),
     ]
     return [p for p in out if any(drawn_by(p, r) for r in runs)]
 
@@ -222,6 +228,10 @@ def drawn_by(panel: Panel, run: Run) -> bool:
         return "dual" in OBJECTIVES[run.objective].marks
     if panel.key == "expert_change_fraction":
         return run.trainer.cfg.moe
+    if panel.key == "rollout_logp_gap":
+        return run.trainer.cfg.rollout_dtype == "bfloat16"
+    if panel.key == "rollout_route_mismatch":
+        return run.trainer.cfg.moe and run.trainer.cfg.rollout_dtype == "bfloat16"
     return True
 
 

@@ -20,6 +20,7 @@ from ..core import metrics as M
 from ..core.advantages import group_advantages, overlong_penalty
 from ..core.loss import clip_decisions, objective_loss
 from ..core.objectives import NAMES as OBJECTIVE_NAMES, OBJECTIVES
+from ..core.rollout import rollout_weights
 from ..core.settings import Settings, SettingsError
 from . import tasks
 from .model import ModelConfig, ToyPolicy, positions_of
@@ -54,6 +55,12 @@ class TrainConfig:
     n_experts: int = 4
     top_k: int = 1
     routing_replay: bool = False
+    replay_routes: str = "rollout"     # what Routing Replay forces: the rollout's routes (R3) or, with a bf16 rollout,
+    #                                    the old policy's routes recomputed by the trainer in float32 (R2)
+    rollout_dtype: str = "float32"     # "bfloat16": sample under bf16 autocast while the trainer recomputes π_old in
+    #                                    float32, a real rollout/trainer mismatch (π_rollout ≠ π_old, routes too)
+    rollout_is: Optional[str] = None   # rollout correction of that mismatch (core/rollout.py): token | sequence
+    rollout_is_threshold: float = 2.0
     aux_coef: float = 0.01             # weight of the MoE load-balancing term
     grad_clip: float = 1.0
     seed: int = 0
@@ -83,6 +90,13 @@ class TrainConfig:
                                                      f"budget, DAPO's L_max), got {self.overlong_cache}")
         if self.routing_replay and not self.moe:
             raise TrainConfigError("routing_replay", "Routing Replay needs the MoE model (moe = true)")
+        if self.rollout_dtype not in ("float32", "bfloat16"):
+            raise TrainConfigError("rollout_dtype", f"must be float32 or bfloat16, got {self.rollout_dtype!r}")
+        if self.replay_routes not in ("rollout", "old"):
+            raise TrainConfigError("replay_routes", f"must be rollout (R3) or old (R2), got {self.replay_routes!r}")
+        if self.replay_routes == "old" and not (self.routing_replay and self.rollout_dtype == "bfloat16"):
+            raise TrainConfigError("replay_routes", "replaying the old policy's own routes (R2) differs from the "
+                                                    "rollout's (R3) only with routing_replay and a bfloat16 rollout")
         try:
             self.settings()
         except ValueError as e:
@@ -98,7 +112,8 @@ class TrainConfig:
         1/(G·L_max)) gets the generation budget max_new, the same every step whatever the answers' lengths."""
         budget = self.max_new if "max_tokens" in OBJECTIVES[self.objective].knobs else None
         return Settings(objective=self.objective, eps_low=self.eps_low, eps_high=self.eps_high,
-                        dual_clip_c=self.dual_clip_c, beta=self.beta, kl=self.kl, max_tokens=budget).resolved()
+                        dual_clip_c=self.dual_clip_c, beta=self.beta, kl=self.kl, max_tokens=budget,
+                        rollout_is=self.rollout_is, rollout_is_threshold=self.rollout_is_threshold).resolved()
 
     def with_(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -367,6 +382,21 @@ class Trainer:
         self.log = StepLog()
         self.history = self.log.rows
 
+    def _mismatch(self, ro: Rollout, logp_rollout: Tensor, experts_old: Optional[Tensor], rc) -> dict:
+        """How far the rollout's numbers are from the trainer's: mean |log π_old − log π_rollout| over the response
+        tokens (0 with a float32 rollout), the fraction of tokens whose rollout weight was truncated (with rollout
+        correction), and with the MoE the fraction of input tokens whose rollout routes differ from the trainer's."""
+        resp = ro.resp > 0
+        gap = (ro.logp_old - logp_rollout).abs()[resp]
+        out = {"rollout_logp_gap": float(gap.mean()) if gap.numel() else 0.0}
+        if rc is not None:
+            out["rollout_truncated_fraction"] = float(rc.truncated[resp].float().mean()) if gap.numel() else 0.0
+        if experts_old is not None and ro.experts is not None:
+            inp_real = ro.seq[:, :-1] != tasks.PAD
+            diff = (experts_old != ro.experts).any(-1).any(-1) & inp_real
+            out["rollout_route_mismatch"] = float(diff.sum()) / max(float(inp_real.sum()), 1.0)
+        return out
+
     def advantages(self, ro: Rollout) -> tuple[Tensor, Tensor, Tensor]:
         """Advantages (B,), the loss mask after filtering, and the per-group no-signal flags (P,).
 
@@ -398,7 +428,17 @@ class Trainer:
         # no model.eval()/train() around the rollout: the policy has no dropout or normalisation statistics, so both
         # modes compute the same, and switching them walks every module twice a step
         prompts = tasks.sample_prompts(cfg.prompts, cfg.min_digits, cfg.max_digits, self.prompt_gen)
-        ro = rollout(self.model, cfg, prompts, self.sample_gen)
+        bf16 = cfg.rollout_dtype == "bfloat16"
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            ro = rollout(self.model, cfg, prompts, self.sample_gen)
+        logp_rollout, experts_old = ro.logp_old, None
+        if bf16:          # the trainer's own π_old in float32 (verl's old_log_probs), and its routes (R2)
+            with torch.no_grad():
+                lp, experts_old, _, _ = sequence_logp(self.model, ro.seq)
+            ro.logp_old = lp * ro.resp
+        rc = None
+        if cfg.rollout_is is not None:
+            rc = rollout_weights(ro.logp_old, logp_rollout, ro.resp, cfg.rollout_is, cfg.rollout_is_threshold)
         self.last_rollout = ro
         adv, mask, no_signal = self.advantages(ro)
         ref_logp = None
@@ -410,6 +450,8 @@ class Trainer:
         # the answers in minibatch order, gathered once: each minibatch is a slice
         seq, logp_old, adv_o, resp, mask_o = (t[order] for t in (ro.seq, ro.logp_old, adv, ro.resp, mask))
         ref_o = None if ref_logp is None else ref_logp[order]
+        rc_o = None if rc is None else rc.weight[order]
+        routes = experts_old if (cfg.replay_routes == "old" and experts_old is not None) else ro.experts
         updated, changed, changed_n, grad_norms, end = [], 0.0, 0.0, [], 0
         for k, idx in enumerate(order.chunk(cfg.minibatches)):
             rows = slice(end, end + len(idx))
@@ -417,12 +459,13 @@ class Trainer:
             m = mask_o[rows]
             if not m.any():
                 continue
-            forced = ro.experts[idx] if (cfg.routing_replay and ro.experts is not None) else None
+            forced = routes[idx] if (cfg.routing_replay and routes is not None) else None
             logp, experts, balance, entropy = sequence_logp(self.model, seq[rows], forced)
             # the existence mask and the loss mask: filtered answers leave the sum but still exist (Dr.GRPO's L_max
             # is read from the existence mask when max_tokens is unset)
             loss = objective_loss(cfg.objective, logp, logp_old[rows], adv_o[rows], resp[rows], self.settings,
-                                  None if ref_o is None else ref_o[rows], loss_mask=m)
+                                  None if ref_o is None else ref_o[rows], loss_mask=m,
+                                  rollout_w=None if rc_o is None else rc_o[rows])
             if cfg.moe:
                 loss = loss + cfg.aux_coef * balance
             if not torch.isfinite(loss):
@@ -468,6 +511,7 @@ class Trainer:
             "grad_norm": sum(grad_norms) / max(len(grad_norms), 1),
             "no_signal_fraction": float(no_signal.float().mean()),
             "expert_change_fraction": (changed / changed_n) if changed_n else (0.0 if cfg.moe else math.nan),
+            **self._mismatch(ro, logp_rollout, experts_old, rc),
             "step_time": time.perf_counter() - t0,
         }
         self.history = self.log.add(metrics)
