@@ -435,6 +435,9 @@ class Trainer:
         if bf16:          # the trainer's own π_old in float32 (verl's old_log_probs), and its routes (R2)
             with torch.no_grad():
                 lp, experts_old, _, _ = sequence_logp(self.model, ro.seq)
+                if cfg.routing_replay and cfg.replay_routes == "rollout" and ro.experts is not None:
+                    # R3 replays the rollout's routes in every forward pass of the trainer, π_old's included
+                    lp = sequence_logp(self.model, ro.seq, ro.experts)[0]
             ro.logp_old = lp * ro.resp
         rc = None
         if cfg.rollout_is is not None:
