@@ -76,10 +76,14 @@ if not own_eps:
                                                                    format="%.4f", key=k), 0.2)
 
 m1, m2, m3 = st.columns(3)         # the rollout engine's numbers are not the trainer's (issue 11: mismatch)
-bf16 = control("tr_bf16", lambda v, k: m1.toggle(
-    "Rollouts in bfloat16", value=v, key=k, help="Sample under bf16 autocast while the trainer recomputes π_old in "
-    "float32: a real rollout/trainer mismatch (π_rollout ≠ π_old, and with the MoE some routes). The curves then "
-    "show rollout_logp_gap, mean |log π_old − log π_rollout|."), False)
+BF16_HELP = ("Sample under bf16 autocast while the trainer recomputes π_old in float32: a real rollout/trainer "
+             "mismatch (π_rollout ≠ π_old, and with the MoE some routes). The curves then show the gap, mean "
+             "|log π_old − log π_rollout|.")
+if "rollout_dtype" in fixed:
+    bf16 = m1.toggle("Rollouts in bfloat16", value=fixed["rollout_dtype"] == "bfloat16", disabled=True,
+                     key="tr_bf16_fixed", help=BY_PRESET)
+else:
+    bf16 = control("tr_bf16", lambda v, k: m1.toggle("Rollouts in bfloat16", value=v, key=k, help=BF16_HELP), False)
 rc_level = control("tr_rc", lambda v, k: m2.selectbox(
     "Rollout correction", [None, "token", "sequence"], index=[None, "token", "sequence"].index(v), key=k,
     disabled=not bf16, format_func=lambda x: "off" if x is None else f"{x} level, truncated at 2",

@@ -50,6 +50,25 @@ PRESETS: dict[str, dict] = {
                                                                            "routing_replay": True}),
                  ("GSPO", {"objective": "gspo"})],
     },
+    "Rollout mismatch: bf16 rollouts, correction off and on": {
+        "about": "Every run samples in bfloat16 while the trainer recomputes π_old in float32 (a real mismatch). GRPO "
+                 "without rollout correction, with token-level correction (π_old/π_rollout truncated at 2), and with "
+                 "sequence-level correction. The gap panel shows how far the rollout's log-probabilities are from "
+                 "the trainer's.",
+        "base": {"task": "sort", "rollout_dtype": "bfloat16"},
+        "runs": [("GRPO, no correction", {"objective": "grpo"}),
+                 ("GRPO, token correction", {"objective": "grpo", "rollout_is": "token"}),
+                 ("GRPO, sequence correction", {"objective": "grpo", "rollout_is": "sequence"})],
+    },
+    "MoE, bf16 rollouts: Routing Replay R2 vs R3": {
+        "about": "A mixture-of-experts policy sampled in bfloat16: the rollout routes some tokens to other experts "
+                 "than the float32 trainer would. GRPO without replay, replaying the trainer's own routes for π_old "
+                 "(R2), and replaying the rollout's routes in every trainer pass (R3, arXiv 2510.11370).",
+        "base": {"task": "sort", "moe": True, "rollout_dtype": "bfloat16", "routing_replay": True},
+        "runs": [("GRPO, no replay", {"objective": "grpo", "routing_replay": False}),
+                 ("GRPO + R2", {"objective": "grpo", "replay_routes": "old"}),
+                 ("GRPO + R3", {"objective": "grpo", "replay_routes": "rollout"})],
+    },
     "GSPO's tiny clip range vs 0.2": {
         "about": "GSPO with its paper's ε (3e-4 / 4e-4) against GSPO with GRPO's 0.2: on the sequence ratio, "
                  "0.2 almost never binds.",
@@ -214,6 +233,8 @@ def panel_specs(runs: list[Run]) -> list[Panel]:
         Panel("rollout_logp_gap", "rollout/trainer gap |log π_old − log π_rollout|", False,
               "mean over the response tokens of how far the bf16 rollout's log-probabilities are from the float32 "
               "trainer's recomputation under the same weights"),
+        Panel("rollout_truncated_fraction", "tokens whose rollout weight hit the cap", False,
+              "share of the response tokens whose π_old/π_rollout was above the cap and was truncated to it"),
         Panel("rollout_route_mismatch", "tokens routed differently by the rollout", False,
               "share of the input tokens whose experts in the bf16 rollout differ from the trainer's float32 routes "
               "for π_old (what R3 replays against R2)"),
@@ -230,6 +251,8 @@ def drawn_by(panel: Panel, run: Run) -> bool:
         return run.trainer.cfg.moe
     if panel.key == "rollout_logp_gap":
         return run.trainer.cfg.rollout_dtype == "bfloat16"
+    if panel.key == "rollout_truncated_fraction":
+        return run.trainer.cfg.rollout_is is not None
     if panel.key == "rollout_route_mismatch":
         return run.trainer.cfg.moe and run.trainer.cfg.rollout_dtype == "bfloat16"
     return True
