@@ -170,16 +170,10 @@ def _config(args) -> int:
     """`config`: the mapping on stdout, each note on stderr ("note: ..."); exit 0, or 2 with one line for bad input
     or an objective the library has no loss for."""
     from .scenarios import bridge
-    from .scenarios.files import MAX_FILE_BYTES, loads_bytes
+    from .scenarios.files import MAX_FILE_BYTES, file_too_big, loads_bytes, read_limited
     path = Path(args.file)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError("", f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
-        raw = path.read_bytes()
-    except OSError as e:
-        print(f"{args.file}: cannot read the file ({e.strerror})", file=sys.stderr)
-        return 2
+        raw = read_limited(path, MAX_FILE_BYTES, file_too_big)
     except ScenarioError as e:
         print(f"{args.file}: {e}", file=sys.stderr)
         return 2

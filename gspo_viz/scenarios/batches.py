@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .files import (MAX_RESPONSES, MAX_TOTAL_TOKENS, RESPONSE_KEYS, ScenarioError, _response, brief, check_tree, cut,
-                    loads)
+                    loads, read_limited)
 
 MAX_BATCH_BYTES = 32_000_000    # a batch holds many groups; each group keeps a scenario file's limits
 MAX_GROUPS = 10_000
@@ -45,7 +45,7 @@ class Batch:
 def read_batch(raw: bytes, name: str) -> Batch:
     """A batch from a file's bytes; `name` decides the format by its suffix (.jsonl or .parquet)."""
     if len(raw) > MAX_BATCH_BYTES:
-        raise ScenarioError("", f"the file is {len(raw):,} bytes; a batch may be at most {MAX_BATCH_BYTES:,}")
+        raise ScenarioError("", _too_big(len(raw)))
     suffix = Path(name).suffix.lower()
     if suffix == ".parquet":
         return _collect(_parquet_rows(raw), "Parquet", "row")
@@ -54,16 +54,12 @@ def read_batch(raw: bytes, name: str) -> Batch:
     raise ScenarioError("", f"a batch is a .jsonl or .parquet file, not {cut(suffix or name)!r}")
 
 
+def _too_big(size: int) -> str:
+    return f"the file is {size:,} bytes; a batch may be at most {MAX_BATCH_BYTES:,}"
+
+
 def load_batch(path: str | Path) -> Batch:
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BATCH_BYTES:
-            raise ScenarioError("", f"the file is {size:,} bytes; a batch may be at most {MAX_BATCH_BYTES:,}")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ScenarioError("", f"cannot read the file ({e.strerror})") from None
-    return read_batch(raw, path.name)
+    return read_batch(read_limited(path, MAX_BATCH_BYTES, _too_big), Path(path).name)
 
 
 def is_batch(name: str) -> bool:

@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..core.settings import Settings, SettingsError
 
@@ -355,19 +355,23 @@ def parse_scenario(data: Any, objective: Optional[str] = None, overrides: Option
 
 def load_scenario(path: str | Path, objective: Optional[str] = None, overrides: Optional[dict] = None) -> Scenario:
     """Read and validate a scenario file. Errors are ScenarioError, never a traceback's worth of detail."""
+    return parse_scenario(loads_bytes(read_limited(path, MAX_FILE_BYTES, file_too_big)), objective, overrides)
+
+
+def read_limited(path: str | Path, limit: int, too_big: Callable[[int], str]) -> bytes:
+    """A file's bytes, its size checked before it is read; ScenarioError with the OS's reason when it cannot be read,
+    or too_big(size) when it is over `limit` bytes."""
     path = Path(path)
     try:
         size = path.stat().st_size
-        if size <= MAX_FILE_BYTES:
-            raw = path.read_bytes()
+        if size > limit:
+            raise ScenarioError("", too_big(size))
+        return path.read_bytes()
     except OSError as e:
         raise ScenarioError("", f"cannot read the file ({e.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise ScenarioError("", _too_big(size))
-    return parse_scenario(loads_bytes(raw), objective, overrides)
 
 
-def _too_big(size: int) -> str:
+def file_too_big(size: int) -> str:
     return f"the file is {size} bytes; the limit is {MAX_FILE_BYTES} ({MAX_FILE_BYTES / 1e6:g} MB)"
 
 
@@ -375,7 +379,7 @@ def loads_bytes(raw: bytes) -> Any:
     """A scenario file's bytes as JSON (not yet validated): at most MAX_FILE_BYTES, UTF-8 (a BOM is allowed), JSON.
     The one rule for files, uploads and the command line."""
     if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError("", _too_big(len(raw)))
+        raise ScenarioError("", file_too_big(len(raw)))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
