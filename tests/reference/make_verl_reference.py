@@ -79,14 +79,18 @@ def with_rollout(case: dict, rng: random.Random) -> dict:
     return case
 
 
+def padded(case: dict, key: str, **kw) -> torch.Tensor:
+    """(G, T) float64 of each response's list `key` (or, key "mask", 1 on its tokens), 0 after its end."""
+    rs = case["responses"]
+    T = max(len(r["logp_old"]) for r in rs)
+    rows = [[1.0] * len(r["logp_old"]) if key == "mask" else r[key] for r in rs]
+    return torch.tensor([row + [0.0] * (T - len(row)) for row in rows], dtype=torch.float64, **kw)
+
+
 def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
     rs = case["responses"]
     T = max(len(r["logp_old"]) for r in rs)
-    pad = lambda xs: xs + [0.0] * (T - len(xs))  # noqa: E731
-    old = torch.tensor([pad(r["logp_old"]) for r in rs], dtype=torch.float64)
-    new = torch.tensor([pad(r["logp_new"]) for r in rs], dtype=torch.float64, requires_grad=True)
-    mask = torch.tensor([[1.0] * len(r["logp_old"]) + [0.0] * (T - len(r["logp_old"])) for r in rs],
-                        dtype=torch.float64)
+    old, new, mask = padded(case, "logp_old"), padded(case, "logp_new", requires_grad=True), padded(case, "mask")
     adv = torch.tensor([[r["advantage"]] * T for r in rs], dtype=torch.float64) * mask
     cfg = ActorConfig(strategy="fsdp", ppo_micro_batch_size_per_gpu=1, rollout_n=len(rs),
                       clip_ratio=0.2, **case["verl_config"])
@@ -96,7 +100,7 @@ def verl_loss(case: dict) -> tuple[float, list[list[float]]]:
     rc = case.get("rollout")
     if rc:                                          # verl's own weights, as algorithm.rollout_correction makes them
         from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_weights
-        rollout = torch.tensor([pad(r["logp_rollout"]) for r in rs], dtype=torch.float64)
+        rollout = padded(case, "logp_rollout")
         threshold = rc["rollout_is_threshold"] if rc.get("rollout_is_threshold_lower") is None else \
             f"{rc['rollout_is_threshold_lower']}_{rc['rollout_is_threshold']}"
         weights, _ = compute_rollout_correction_weights(old - rollout, mask, rc["rollout_is"], threshold)
@@ -165,12 +169,7 @@ def trl_vespo(case: dict) -> tuple[float, list[list[float]]]:
     tokens and divided by their number (the "vespo" branch of _compute_loss, one process, no accumulation)."""
     from trl import GRPOTrainer
     rs = case["responses"]
-    T = max(len(r["logp_old"]) for r in rs)
-    pad = lambda xs: xs + [0.0] * (T - len(xs))  # noqa: E731
-    old = torch.tensor([pad(r["logp_old"]) for r in rs], dtype=torch.float64)
-    new = torch.tensor([pad(r["logp_new"]) for r in rs], dtype=torch.float64, requires_grad=True)
-    mask = torch.tensor([[1.0] * len(r["logp_old"]) + [0.0] * (T - len(r["logp_old"])) for r in rs],
-                        dtype=torch.float64)
+    old, new, mask = padded(case, "logp_old"), padded(case, "logp_new", requires_grad=True), padded(case, "mask")
     adv = torch.tensor([[r["advantage"]] for r in rs], dtype=torch.float64)
     s = case["settings"]
     phi = GRPOTrainer.get_gamma_weights(adv, (new - old).detach(), mask, None, k_pos=s["vespo_k_pos"],
