@@ -19,6 +19,7 @@ from ..core.objectives import NAMES, OBJECTIVES
 from ..core.objectives.libraries import (TRL_BUDGET_LOSS, TRL_LOSS_BY_MODE, TRL_MODE_BY_LOSS, VERL_GROUP_ESTIMATOR,
                                          VERL_RLOO_ESTIMATOR)
 from ..core.settings import Settings, SettingsError
+from .files import cut
 
 ACTOR = "actor_rollout_ref.actor."
 # verl 0.9.1's defaults for what it reads (the generated PPO trainer config)
@@ -286,7 +287,7 @@ def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
     if k["use_vllm"] and k["vllm_importance_sampling_correction"]:
         level, _, kind = str(k["vllm_importance_sampling_mode"]).partition("_")
         if level not in ("token", "sequence") or kind not in ("truncate", "mask"):
-            raise BridgeError("vllm_importance_sampling_mode", f"{cut_text(k['vllm_importance_sampling_mode'])} is "
+            raise BridgeError("vllm_importance_sampling_mode", f"{cut(str(k['vllm_importance_sampling_mode']))!r} is "
                                                                "not token_truncate, token_mask, sequence_truncate or "
                                                                "sequence_mask")
         upper, lower = k["vllm_importance_sampling_clip_max"], k["vllm_importance_sampling_clip_min"]
@@ -300,9 +301,6 @@ def from_trl(kwargs: dict) -> tuple[dict, list[str]]:
                          "here (verl's TIS truncates from above only); ignored")
     return _first_valid(claims, settings, TRL_MODE_BY_LOSS[k["loss_type"]], notes)
 
-
-def cut_text(v: Any) -> str:
-    return repr(str(v)[:40])
 
 
 def _claims(library: str, ask, key: str, value: Any) -> list[tuple[dict, list[str]]]:

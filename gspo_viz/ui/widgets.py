@@ -91,14 +91,12 @@ def _import_batch(upload) -> None:
     """An uploaded batch (JSONL or Parquet, one response per line or row with its group) is kept for the group
     picker, and its first group becomes the scenario with the current settings; or its message (every bad line by
     number) shows under the uploader."""
-    from ..scenarios.batches import MAX_BATCH_BYTES, read_batch
+    from ..scenarios.batches import read_batch
     from ..scenarios.files import ScenarioError
     ss = st.session_state
     name = cut(upload.name, 60)
     try:
-        if upload.size > MAX_BATCH_BYTES:
-            raise ScenarioError("", f"the file is {upload.size:,} bytes; a batch may be at most {MAX_BATCH_BYTES:,}")
-        batch = read_batch(upload.getvalue(), upload.name)
+        batch = read_batch(upload.getvalue(), upload.name)        # its size, format and lines checked there
     except ScenarioError as e:                      # one line per bad line of the file
         st.error(plain_text(f"{name}: {e}").replace("\n", "  \n"), icon=":material/error:")
         return
@@ -263,17 +261,16 @@ def rollout_controls(current: dict, new: dict, v: int) -> None:
     (p_rollout or logp_rollout): the level (off, token, sequence), the cap C, and an optional lower bound that turns
     truncation into masking (verl's names: rollout_is, rollout_is_threshold, rollout_is_threshold_lower)."""
     responses = st.session_state.scenario.get("responses", [])
-    if not responses or not all("p_rollout" in r or "logp_rollout" in r for r in responses):
-        for key in ("rollout_is", "rollout_is_threshold", "rollout_is_threshold_lower"):
-            new.pop(key, None)
-        return
-    r1, r2, r3 = st.columns([2, 1, 1])
-    levels = [None, "token", "sequence"]
-    level = r1.selectbox("Rollout correction (π_old/π_rollout)", levels, index=levels.index(current.get("rollout_is")),
-                         key=f"rc_{v}", format_func=lambda x: "off" if x is None else f"{x} level",
-                         help="verl's algorithm.rollout_correction.rollout_is: weight each token's term by "
-                              "π_old/π_rollout (token), or by the response's product (sequence)")
-    if level is None:
+    level = None
+    if responses and all("p_rollout" in r or "logp_rollout" in r for r in responses):
+        r1, r2, r3 = st.columns([2, 1, 1])
+        levels = [None, "token", "sequence"]
+        level = r1.selectbox("Rollout correction (π_old/π_rollout)", levels,
+                             index=levels.index(current.get("rollout_is")), key=f"rc_{v}",
+                             format_func=lambda x: "off" if x is None else f"{x} level",
+                             help="verl's algorithm.rollout_correction.rollout_is: weight each token's term by "
+                                  "π_old/π_rollout (token), or by the response's product (sequence)")
+    if level is None:                              # no rollout probabilities, or correction off
         for key in ("rollout_is", "rollout_is_threshold", "rollout_is_threshold_lower"):
             new.pop(key, None)
         return

@@ -224,6 +224,8 @@ def token_frame(results: dict[str, "ScenarioResult"]) -> pd.DataFrame:
     from ..core.objectives.base import CLIP_NAMES
     cols: dict[str, list] = {c: [] for c in ("objective", "response", "t", "token", "p_old", "p_new", "ratio r",
                                              "ratio used", "seq ratio", "advantage", "clip", "grad weight")}
+    if any(r.explanation.rollout is not None for r in results.values()):     # rollout correction's weight
+        cols["rollout weight"] = []
     for name, res in results.items():
         ex = res.explanation
         inside = ex.mask > 0
@@ -244,8 +246,7 @@ def token_frame(results: dict[str, "ScenarioResult"]) -> pd.DataFrame:
         cols["advantage"] += (a[i] if a.dim() == 1 else a[inside]).tolist()
         cols["clip"] += [CLIP_NAMES[c] for c in ex.clip[inside].tolist()]
         cols["grad weight"] += ex.grad_weight[inside].tolist()
-        if any(r.explanation.rollout is not None for r in results.values()):   # rollout correction's weight
-            cols.setdefault("rollout weight", [])
+        if "rollout weight" in cols:
             cols["rollout weight"] += [None] * n if ex.rollout is None else ex.rollout.weight[inside].tolist()
     return pd.DataFrame(cols)
 

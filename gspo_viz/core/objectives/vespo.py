@@ -69,9 +69,14 @@ class Vespo(Objective):
         return (f"no clip: φ(W) = W^k·e^(λ(1 − W)) of the response's W = Π_t r, (k, λ) = ({cfg.vespo_k_pos:g}, "
                 f"{cfg.vespo_lambda_pos:g}) for A ≥ 0, ({cfg.vespo_k_neg:g}, {cfg.vespo_lambda_neg:g}) for A < 0")
 
+    @staticmethod
+    def token_log_w(tok: Token) -> float:
+        """log W_i of the token's response, kept as log_w keeps it (for the steps and the hover)."""
+        return min(max(sum(min(max(d, -LOG_R_CLAMP), LOG_R_CLAMP) for d in tok.deltas), LOG_W_MIN), LOG_W_MAX)
+
     def steps(self, tok: Token) -> list[Step]:
         cfg, A = tok.cfg, tok.A
-        log_w = min(max(sum(min(max(d, -LOG_R_CLAMP), LOG_R_CLAMP) for d in tok.deltas), LOG_W_MIN), LOG_W_MAX)
+        log_w = self.token_log_w(tok)
         W = math.exp(log_w)
         k, lam = (cfg.vespo_k_pos, cfg.vespo_lambda_pos) if A >= 0 else (cfg.vespo_k_neg, cfg.vespo_lambda_neg)
         phi = math.exp(lam + k * log_w - lam * W)
@@ -87,8 +92,7 @@ class Vespo(Objective):
                      g)]
 
     def hover(self, tok: Token) -> str:
-        log_w = min(max(sum(min(max(d, -LOG_R_CLAMP), LOG_R_CLAMP) for d in tok.deltas), LOG_W_MIN), LOG_W_MAX)
-        return f"W_i = Π_t r = {math.exp(log_w):.6g} (the whole response's ratio)"
+        return f"W_i = Π_t r = {math.exp(self.token_log_w(tok)):.6g} (the whole response's ratio)"
 
     # ------------------------------------------------------------------ in verl's and TRL's words
     def to_verl(self, cfg):
